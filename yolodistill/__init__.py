@@ -1,0 +1,9 @@
+"""yolodistill: make small Ultralytics YOLO detectors better by distilling knowledge from big ones."""
+
+__version__ = "0.1.0"
+
+from .api import DistillResult, distill
+from .trainer import DistillationTrainer
+from .utils import DistillError
+
+__all__ = ["DistillError", "DistillResult", "DistillationTrainer", "__version__", "distill"]

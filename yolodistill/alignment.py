@@ -1,0 +1,21 @@
+"""Spatial alignment of student maps to the teacher's grid (pixel distillation, Guo et al., TPAMI 2024).
+
+A student that sees an image at imgsz and a teacher that sees it at teacher_imgsz ≥ imgsz tap levels of equal stride,
+so the teacher's grid is teacher_imgsz / imgsz times finer. Upsampling the (adapted) student maps bilinearly to the
+teacher's H×W lines up locations — and so anchors — before the losses compare them; any ratio works (640 → 416).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def align(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Resize each student map N×C×h×w to its teacher map's N×C×H×W; maps already on the teacher's grid pass as is."""
+    return [
+        s if s.shape[-2:] == t.shape[-2:] else F.interpolate(s, size=t.shape[-2:], mode="bilinear", align_corners=False)
+        for s, t in zip(student, teacher)
+    ]

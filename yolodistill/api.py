@@ -1,0 +1,40 @@
+"""Python API for notebooks: `distill(...)` trains and returns the metrics and the path of best.pt; never exits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .recipes import DEFAULT_RECIPE
+from .trainer import DistillationTrainer
+
+
+class DistillResult(NamedTuple):
+    """Ultralytics' detection metrics of the final validation of best.pt, and where best.pt is."""
+
+    metrics: Any  # ultralytics.utils.metrics.DetMetrics: .box.map, .box.map50, .results_dict
+    best: Path
+    save_dir: Path
+
+
+def distill(
+    teacher: str | Path,
+    student: str | Path,
+    data: str | Path,
+    recipe: str | Path = DEFAULT_RECIPE,
+    **train_args: Any,
+) -> DistillResult:
+    """Distil `teacher` (a detection .pt) into `student` (a model yaml or .pt) on `data`.
+
+    `train_args` are Ultralytics train arguments (epochs, imgsz, batch, device, ...), `teacher_imgsz` and recipe
+    overrides (cwd, cwd_tau, mimic, levels, adapter, teacher_layers, student_layers). Bad input raises
+    `yolodistill.DistillError` with a one-line message before anything is written.
+
+    Example:
+        >>> metrics, best, _ = distill("yolov8l.pt", "yolov8n.yaml", "my.yaml", epochs=100)
+        >>> YOLO(best).predict("bus.jpg")
+    """
+    overrides = {"teacher": str(teacher), "model": str(student), "data": str(data), "recipe": str(recipe)}
+    trainer = DistillationTrainer(overrides={**overrides, **train_args})
+    trainer.train()
+    return DistillResult(trainer.validator.metrics, trainer.best, trainer.save_dir)

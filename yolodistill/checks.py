@@ -1,0 +1,160 @@
+"""Everything about user input that can be checked before training starts, each failure a one-line DistillError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
+from ultralytics.data.utils import check_det_dataset
+from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint
+
+from .data import resolve_data
+from .recipes import DEFAULT_RECIPE, RECIPE_KEYS, Recipe, load_recipe
+from .taps import FeatureTaps, detect_inputs
+from .teacher import _UNREADABLE, load_teacher
+from .utils import DistillError, suggest
+
+# yolodistill's own train arguments, accepted next to Ultralytics' (None: take the value from the recipe).
+DISTILL_ARGS: dict[str, Any] = {
+    "teacher": None,  # path of the teacher checkpoint
+    "recipe": DEFAULT_RECIPE,  # bundled recipe name or path to a recipe yaml
+    "teacher_imgsz": None,  # teacher input size; None = imgsz (see alignment.py for a lower-resolution student)
+    **dict.fromkeys(RECIPE_KEYS),
+}
+
+
+def check_args(args: dict[str, Any]) -> None:
+    """Reject misspelled keys (naming the closest valid ones) and values of the wrong type for Ultralytics keys."""
+    valid = {*DEFAULT_CFG_DICT, *DISTILL_ARGS}
+    for k in args:
+        if k not in valid:
+            raise suggest(k, valid)
+    try:
+        check_cfg({k: v for k, v in args.items() if k in DEFAULT_CFG_DICT}, hard=True)
+    except (TypeError, ValueError) as e:
+        raise DistillError(str(e).strip().splitlines()[0]) from e
+
+
+@dataclass
+class Plan:
+    """What preflight found: the loaded teacher and how to connect it to the student."""
+
+    teacher: nn.Module
+    recipe: Recipe
+    teacher_layers: list[int]
+    student_layers: list[int]
+    teacher_channels: list[int]
+    student_channels: list[int]
+    teacher_imgsz: int
+
+
+def _one_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+def _load_data(data: Any) -> dict:
+    if not data:
+        raise DistillError("no data given: pass data=path/to/data.yaml (or a name from datasets.yaml, e.g. synthetic)")
+    try:
+        return check_det_dataset(resolve_data(data))
+    except Exception as e:  # Ultralytics raises many types for a bad dataset; all are the user's file to fix
+        raise DistillError(f"data '{data}' could not be loaded ({_one_line(e)}): pass a valid data yaml") from e
+
+
+def _load_student(model: Any, nc: int) -> nn.Module:
+    if not model:
+        raise DistillError("no student given: pass student=yolov8n.yaml (a model yaml or a .pt to start from)")
+    try:
+        if str(model).endswith(".pt"):
+            student = load_checkpoint(model, device=torch.device("cpu"))[0]
+        else:
+            student = DetectionModel(model, nc=nc, verbose=False)
+    except _UNREADABLE as e:
+        raise DistillError(f"student '{model}' not found or invalid ({_one_line(e)}): pass e.g. yolov8n.yaml") from e
+    task = guess_model_task(student)
+    if task != "detect":
+        raise DistillError(f"student '{model}' is a {task} model: yolodistill trains detection students")
+    return student.eval()
+
+
+def _layers(model: nn.Module, layers: Any, who: str) -> list[int]:
+    layers = list(layers) if layers else detect_inputs(model)
+    last = len(model.model) - 1  # the Detect head itself has no map to tap
+    for i in layers:
+        if not 0 <= i < last:
+            raise DistillError(f"{who} layer {i} out of range: the {who} has layers 0..{last - 1} before its head")
+    return layers
+
+
+def _probe(model: nn.Module, layers: list[int], size: int) -> list[tuple[int, int]]:
+    """(channels, stride) of each tapped map, from one forward of a blank size×size image."""
+    with FeatureTaps(model, layers) as taps, torch.no_grad():
+        model.predict(torch.zeros(1, 3, size, size), embed=[max(layers)])
+        maps = taps.collect()
+    for i, m in zip(layers, maps):
+        if not isinstance(m, torch.Tensor) or m.ndim != 4:
+            raise DistillError(f"layer {i} does not output an N×C×H×W map: tap a backbone or neck layer")
+    return [(m.shape[1], size // m.shape[-1]) for m in maps]
+
+
+def _sizes(args: SimpleNamespace, teacher_imgsz: int | None, stride: int) -> int:
+    imgsz = args.imgsz
+    teacher_imgsz = teacher_imgsz or imgsz
+    if not isinstance(imgsz, int) or not isinstance(teacher_imgsz, int):
+        raise DistillError(f"imgsz={imgsz} and teacher_imgsz={teacher_imgsz} must be single integers for training")
+    for name, v in (("imgsz", imgsz), ("teacher_imgsz", teacher_imgsz)):
+        if v % stride or v <= 0:
+            raise DistillError(f"{name}={v} is not a multiple of the largest stride {stride}: use e.g. {name}="
+                               f"{max(stride, round(v / stride) * stride)}")  # fmt: skip
+    if teacher_imgsz < imgsz:
+        raise DistillError(
+            f"teacher_imgsz={teacher_imgsz} is smaller than imgsz={imgsz}: the teacher sees the larger image"
+        )
+    if teacher_imgsz != imgsz and args.multi_scale:
+        raise DistillError("multi_scale is not supported with teacher_imgsz != imgsz: set multi_scale=0")
+    return teacher_imgsz
+
+
+def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
+    """Check data, teacher, student, recipe, taps and sizes; load the teacher. Raises DistillError on bad input.
+
+    Args:
+        args: the Ultralytics train args (data, model = the student, imgsz, ...).
+        distill: yolodistill's own args, keys of DISTILL_ARGS.
+    """
+    data = _load_data(args.data)
+    teacher = load_teacher(distill["teacher"])
+    t_names, d_names = list(teacher.names.values()), list(data["names"].values())
+    if t_names != d_names and not args.single_cls:
+        raise DistillError(
+            f"teacher classes {t_names[:6]}{'...' if len(t_names) > 6 else ''} ({len(t_names)}) differ from the data's "
+            f"{d_names[:6]}{'...' if len(d_names) > 6 else ''} ({len(d_names)}): use a teacher trained on this dataset"
+        )
+    student = _load_student(args.model, data["nc"])
+    recipe = load_recipe(distill["recipe"], {k: distill[k] for k in RECIPE_KEYS})
+    t_layers = _layers(teacher, recipe.teacher_layers, "teacher")
+    s_layers = _layers(student, recipe.student_layers, "student")
+    if len(t_layers) != len(s_layers):
+        raise DistillError(f"{len(t_layers)} teacher taps {t_layers} but {len(s_layers)} student taps {s_layers}: "
+                           "give teacher_layers and student_layers of equal length")  # fmt: skip
+    if recipe.levels is not None and len(recipe.levels) != len(t_layers):
+        raise DistillError(f"{len(recipe.levels)} levels weights for {len(t_layers)} taps: give one weight per tap")
+    stride = max(32, int(teacher.stride.max()), int(student.stride.max()))
+    t_info, s_info = _probe(teacher, t_layers, 2 * stride), _probe(student, s_layers, 2 * stride)
+    for ti, si, (_, ts), (_, ss) in zip(t_layers, s_layers, t_info, s_info):
+        if ts != ss:
+            raise DistillError(f"teacher layer {ti} (stride {ts}) and student layer {si} (stride {ss}) differ in stride: "
+                               "tap layers of equal stride")  # fmt: skip
+    return Plan(
+        teacher=teacher,
+        recipe=recipe,
+        teacher_layers=t_layers,
+        student_layers=s_layers,
+        teacher_channels=[c for c, _ in t_info],
+        student_channels=[c for c, _ in s_info],
+        teacher_imgsz=_sizes(args, distill["teacher_imgsz"], stride),
+    )

@@ -1,0 +1,293 @@
+"""Procedurally generated object-detection dataset in YOLO format (deterministic, offline).
+
+TUNING_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+# Bump whenever the pixels or labels produced for a given seed change: it is part of the cache folder name.
+GENERATOR_VERSION = 1
+
+# Look-alike pairs on purpose: disc/ring/eye differ only by interior, square/frame by interior, oval from disc by
+# aspect ratio; at 8-24 px these cues take a few pixels, which is where a wider network pays off.
+CLASS_NAMES = ("disc", "ring", "eye", "square", "frame", "oval")
+
+_SPLITS = ("train", "val")
+_OBJECTS_PER_IMAGE = (4, 20)
+_DISTRACTORS_PER_IMAGE = (4, 14)
+_SIZE_FRACTION = (0.05, 0.15)  # object diameter / side as a fraction of the image side
+_MIN_VISIBLE = 0.6  # occlusion never hides more than this share of an object's pixels
+_MIN_CONTRAST = 60.0  # RGB distance between an object and the background under it, so no label is invisible
+_JPEG_QUALITY = 90
+
+_PRESETS = {"synthetic": {"seed": 0, "n_train": 800, "n_val": 200, "imgsz": 160}}
+
+
+def _cache_home(cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("YOLODISTILL_HOME")
+    return Path(env) if env else Path.home() / ".cache" / "yolodistill"
+
+
+def _coverage(shape: tuple[int, int], draw) -> np.ndarray:
+    """Anti-aliased coverage (uint8, 255 = fully covered) of whatever `draw(canvas)` paints with value 255."""
+    canvas = np.zeros(shape, np.uint8)
+    draw(canvas)
+    return canvas
+
+
+def _fixed(points: np.ndarray) -> np.ndarray:
+    # cv2 takes sub-pixel coordinates only as fixed point; without it small shapes snap to the grid and jitter.
+    return np.round(points * 16).astype(np.int32)
+
+
+def _rotated_rect(cx: float, cy: float, w: float, h: float, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    corners = np.array([[-w, -h], [w, -h], [w, h], [-w, h]], np.float64) / 2
+    return corners @ np.array([[c, s], [-s, c]]) + (cx, cy)
+
+
+def _ellipse(canvas: np.ndarray, cx: float, cy: float, ax: float, ay: float, angle: float, thickness: int = -1) -> None:
+    cv2.ellipse(
+        canvas, _fixed(np.array([cx, cy])), _fixed(np.array([ax, ay])), np.degrees(angle), 0, 360, 255,
+        thickness, cv2.LINE_AA, 4,
+    )  # fmt: skip
+
+
+def _poly(canvas: np.ndarray, points: np.ndarray) -> None:
+    cv2.fillPoly(canvas, [_fixed(points)], 255, cv2.LINE_AA, 4)
+
+
+def _object_masks(kind: str, cx: float, cy: float, size: float, rng: np.random.Generator, shape: tuple[int, int]):
+    """Return (body coverage, optional inner-mark coverage) of one labelled object."""
+    r = size / 2
+    angle = rng.uniform(0, np.pi)
+    # Interior holes/marks scale with the object but never vanish below ~1.5 px, or the class would be unreadable.
+    hole = r * rng.uniform(0.45, 0.65)
+    if kind == "disc":
+        return _coverage(shape, lambda c: _ellipse(c, cx, cy, r, r, 0)), None
+    if kind == "ring":
+        outer = _coverage(shape, lambda c: _ellipse(c, cx, cy, r, r, 0))
+        inner = _coverage(shape, lambda c: _ellipse(c, cx, cy, hole, hole, 0))
+        return cv2.subtract(outer, inner), None
+    if kind == "eye":
+        body = _coverage(shape, lambda c: _ellipse(c, cx, cy, r, r, 0))
+        dr, off = max(1.5, r * rng.uniform(0.25, 0.4)), r * rng.uniform(0, 0.25)
+        dx, dy = off * np.cos(angle * 2), off * np.sin(angle * 2)
+        return body, _coverage(shape, lambda c: _ellipse(c, cx + dx, cy + dy, dr, dr, 0))
+    if kind == "square":
+        side = size / np.sqrt(1.3)  # equal area with a disc of the same size so area is no cue
+        return _coverage(shape, lambda c: _poly(c, _rotated_rect(cx, cy, side, side, angle))), None
+    if kind == "frame":
+        side = size / np.sqrt(1.3)
+        outer = _coverage(shape, lambda c: _poly(c, _rotated_rect(cx, cy, side, side, angle)))
+        inner = _coverage(shape, lambda c: _poly(c, _rotated_rect(cx, cy, side * hole / r, side * hole / r, angle)))
+        return cv2.subtract(outer, inner), None
+    if kind == "oval":
+        aspect = rng.uniform(1.5, 2.0)
+        return _coverage(shape, lambda c: _ellipse(c, cx, cy, r * np.sqrt(aspect), r / np.sqrt(aspect), angle)), None
+    raise ValueError(kind)
+
+
+def _distractor_mask(cx: float, cy: float, size: float, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Unlabelled hard negatives: shapes of the same size and colours that share parts of the classes' cues."""
+    r = size / 2
+    angle = rng.uniform(0, 2 * np.pi)
+    kind = rng.integers(6)
+    if kind == 0:  # triangle
+        t = angle + np.array([0, 2, 4]) * np.pi / 3
+        return _coverage(shape, lambda c: _poly(c, np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], 1)))
+    if kind == 1:  # plus sign
+        arm = r * rng.uniform(0.35, 0.5)
+        a = _coverage(shape, lambda c: _poly(c, _rotated_rect(cx, cy, 2 * r, arm, angle)))
+        b = _coverage(shape, lambda c: _poly(c, _rotated_rect(cx, cy, arm, 2 * r, angle)))
+        return np.maximum(a, b)
+    if kind == 2:  # star
+        t = angle + np.arange(10) * np.pi / 5
+        rad = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
+        return _coverage(shape, lambda c: _poly(c, np.stack([cx + rad * np.cos(t), cy + rad * np.sin(t)], 1)))
+    if kind == 3:  # open arc: a ring with a gap, the near miss of "ring"
+        gap = rng.uniform(70, 140)
+        start = np.degrees(angle)
+        thickness = max(1, round(r * 0.4))
+
+        def arc(c: np.ndarray) -> None:
+            cv2.ellipse(
+                c, _fixed(np.array([cx, cy])), _fixed(np.array([r, r]) - thickness / 2), 0, start, start + 360 - gap,
+                255, thickness, cv2.LINE_AA, 4,
+            )  # fmt: skip
+
+        return _coverage(shape, arc)
+    if kind == 4:  # needle: far more elongated than "oval"
+        aspect = rng.uniform(3.5, 5.0)
+        return _coverage(shape, lambda c: _ellipse(c, cx, cy, r * np.sqrt(aspect), r / np.sqrt(aspect), angle))
+    # half disc
+    return _coverage(
+        shape, lambda c: cv2.ellipse(c, _fixed(np.array([cx, cy])), _fixed(np.array([r, r])), np.degrees(angle), 0, 180,
+                                     255, -1, cv2.LINE_AA, 4)
+    )  # fmt: skip
+
+
+def _background(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Smooth colour field + one periodic or noisy texture + thin clutter lines, all unlabelled."""
+    k = int(rng.integers(2, 6))
+    img = cv2.resize(rng.uniform(0, 255, (k, k, 3)).astype(np.float32), (n, n), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
+    amp = rng.uniform(10, 40)
+    texture = int(rng.integers(3))
+    if texture == 0:  # stripes at a random angle and period
+        t = rng.uniform(0, np.pi)
+        wave = np.sin((xx * np.cos(t) + yy * np.sin(t)) * 2 * np.pi / rng.uniform(3, 12))
+    elif texture == 1:  # blotchy noise at roughly object scale, the texture most easily mistaken for objects
+        m = int(rng.integers(n // 16, n // 6))
+        wave = cv2.resize(rng.standard_normal((m, m)).astype(np.float32), (n, n), interpolation=cv2.INTER_CUBIC)
+    else:  # checkerboard
+        p = rng.uniform(4, 12)
+        wave = np.sign(np.sin(xx * np.pi / p) * np.sin(yy * np.pi / p))
+    img += (amp * wave)[..., None] * rng.uniform(0.3, 1.0, 3).astype(np.float32)
+    for _ in range(int(rng.integers(10, 40))):
+        p0, p1 = rng.uniform(0, n, 2), rng.uniform(0, n, 2)
+        colour = rng.uniform(0, 255, 3).tolist()
+        cv2.line(img, _fixed(p0), _fixed(p1), colour, 1, cv2.LINE_AA, 4)
+    return img
+
+
+def _blend(img: np.ndarray, coverage: np.ndarray, colour: np.ndarray) -> None:
+    # Only the shape's bounding rectangle: blending the whole image per shape dominated the run time.
+    x, y, w, h = cv2.boundingRect(coverage)
+    roi = img[y : y + h, x : x + w]
+    roi += coverage[y : y + h, x : x + w, None].astype(np.float32) / 255 * (colour - roi)
+
+
+def _contrasting_colour(rng: np.random.Generator, against: np.ndarray) -> np.ndarray:
+    for _ in range(20):
+        colour = rng.uniform(0, 255, 3).astype(np.float32)
+        if np.linalg.norm(colour - against) >= _MIN_CONTRAST:
+            break
+    return colour
+
+
+def _render(rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
+    """Draw one image; return it (uint8 BGR) and its labels (cls, cx, cy, w, h normalised)."""
+    shape = (n, n)
+    img = _background(rng, n)
+    lo, hi = (f * n for f in _SIZE_FRACTION)
+
+    for _ in range(int(rng.integers(_DISTRACTORS_PER_IMAGE[0], _DISTRACTORS_PER_IMAGE[1] + 1))):
+        size = rng.uniform(lo, hi)
+        cx, cy = rng.uniform(0, n, 2)
+        alpha = _distractor_mask(cx, cy, size, rng, shape)
+        _blend(img, alpha, rng.uniform(0, 255, 3).astype(np.float32))
+
+    labels = []
+    # owner[y, x] = 1 + index of the topmost labelled object there (0 = none); cheaper than one mask per object.
+    owner = np.zeros(shape, np.int32)
+    area, visible = [0], [0]
+    for _ in range(int(rng.integers(_OBJECTS_PER_IMAGE[0], _OBJECTS_PER_IMAGE[1] + 1))):
+        cls = int(rng.integers(len(CLASS_NAMES)))
+        for _attempt in range(20):
+            size = rng.uniform(lo, hi)
+            # Oval's long axis reaches size * sqrt(2); keep every object wholly inside so boxes need no clipping.
+            margin = size * 0.75 + 1
+            cx, cy = rng.uniform(margin, n - margin, 2)
+            body, mark = _object_masks(CLASS_NAMES[cls], cx, cy, size, rng, shape)
+            solid = body > 127
+            left = np.array(visible) - np.bincount(owner[solid], minlength=len(visible))
+            if np.all(left[1:] >= _MIN_VISIBLE * np.array(area[1:])):
+                break
+        else:
+            continue  # too crowded: fewer objects rather than an unreadable one
+        visible = [*left.tolist(), int(solid.sum())]
+        area.append(visible[-1])
+        owner[solid] = len(area) - 1
+        colour = _contrasting_colour(rng, img[solid].mean(0))
+        _blend(img, body, colour)
+        if mark is not None:
+            _blend(img, mark, _contrasting_colour(rng, colour))
+        # The box is the whole object even where occluded (amodal), the usual convention of detection datasets.
+        x, y, w, h = cv2.boundingRect((body > 63).astype(np.uint8))
+        labels.append((cls, (x + w / 2) / n, (y + h / 2) / n, w / n, h / n))
+
+    # Sensor-like degradations; blur before noise, as in a camera.
+    if rng.random() < 0.5:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.9))
+    img = img * rng.uniform(0.7, 1.2) + rng.uniform(-25, 25)
+    img += rng.normal(0, rng.uniform(2, 10), img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8), labels
+
+
+def _write_split(tmp: Path, split: str, split_id: int, count: int, seed: int, imgsz: int) -> None:
+    img_dir, lbl_dir = tmp / "images" / split, tmp / "labels" / split
+    img_dir.mkdir(parents=True)
+    lbl_dir.mkdir(parents=True)
+    for i in range(count):
+        # Seeding per image (not per split) keeps every image reproducible on its own and independent of n_train.
+        img, labels = _render(np.random.default_rng([seed, split_id, i]), imgsz)
+        stem = f"{split}_{i:05d}"
+        if not cv2.imwrite(str(img_dir / f"{stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY]):
+            raise OSError(f"could not write {img_dir / stem}.jpg")
+        lines = "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in labels)
+        (lbl_dir / f"{stem}.txt").write_text(lines)
+
+
+def generate(root: Path, *, seed: int = 0, n_train: int = 800, n_val: int = 200, imgsz: int = 160) -> Path:
+    """Write the dataset under `root` and return its data.yaml.
+
+    Layout: images/{train,val}/*.jpg, labels/{train,val}/*.txt ('cls cx cy w h', normalised) and data.yaml. Built in
+    a temporary sibling directory and renamed into place, so `root` never holds a half-written dataset; an existing
+    `root` is replaced.
+    """
+    root = Path(root).resolve()
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.with_name(f".{root.name}.tmp-{uuid.uuid4().hex}")
+    tmp.mkdir()
+    try:
+        for split_id, (split, count) in enumerate(zip(_SPLITS, (n_train, n_val))):
+            _write_split(tmp, split, split_id, count, seed, imgsz)
+        data = {
+            "path": str(root),
+            "train": "images/train",
+            "val": "images/val",
+            "names": dict(enumerate(CLASS_NAMES)),
+        }
+        (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+        if root.exists():
+            # A directory cannot be renamed over a non-empty one, so move the old one aside first.
+            old = root.with_name(f".{root.name}.old-{uuid.uuid4().hex}")
+            root.rename(old)
+            tmp.rename(root)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return root / "data.yaml"
+
+
+def builtin(name: str = "synthetic", cache_dir: Path | None = None) -> Path:
+    """Return the data.yaml of a built-in dataset, generating it on first use.
+
+    Cached under `cache_dir`, else $YOLODISTILL_HOME, else ~/.cache/yolodistill, in a folder named after the
+    generator version and parameters so a changed generator never reuses stale files.
+    """
+    if name not in _PRESETS:
+        raise ValueError(f"unknown built-in dataset {name!r}; available: {sorted(_PRESETS)}")
+    p = _PRESETS[name]
+    folder = f"{name}-v{GENERATOR_VERSION}-seed{p['seed']}-train{p['n_train']}-val{p['n_val']}-img{p['imgsz']}"
+    root = _cache_home(cache_dir) / folder
+    yaml_path = root / "data.yaml"
+    # generate() only ever renames complete datasets into place, so the file's presence means it is complete.
+    if yaml_path.is_file():
+        return yaml_path
+    return generate(root, **p)

@@ -1,0 +1,49 @@
+"""Loading and freezing the offline teacher: any Ultralytics detection checkpoint (YOLOv5u, v8, 11, 26, ...)."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+from ultralytics.nn.tasks import guess_model_task, load_checkpoint
+
+from .utils import DistillError
+
+# What torch/Ultralytics raise for a file that is not a loadable checkpoint (damaged, renamed, foreign pickle, wrong suffix).
+_UNREADABLE = (OSError, RuntimeError, EOFError, TypeError, KeyError, ValueError, AttributeError, AssertionError)
+_UNREADABLE += (ModuleNotFoundError, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+def load_teacher(path: str | Path) -> nn.Module:
+    """Load a detection checkpoint as a frozen, fused, eval-mode fp32 model on the CPU.
+
+    Raises DistillError (one line) for a missing/unreadable file, a file that is not an Ultralytics checkpoint, or a
+    model of another task.
+    """
+    if not path:
+        raise DistillError("no teacher given: pass teacher=path/to/teacher.pt (an Ultralytics detection checkpoint)")
+    p = Path(path)
+    if not p.is_file():
+        raise DistillError(f"teacher '{path}' not found: pass teacher=path/to/teacher.pt")
+    try:
+        model, _ = load_checkpoint(p, device=torch.device("cpu"))
+    except _UNREADABLE as e:
+        raise DistillError(
+            f"teacher '{path}' is not a readable Ultralytics checkpoint ({type(e).__name__}): pass a .pt saved by "
+            "Ultralytics training, e.g. runs/detect/train/weights/best.pt"
+        ) from e
+    task = getattr(model, "task", None) or guess_model_task(model)
+    if task != "detect":
+        raise DistillError(f"teacher '{path}' is a {task} model: yolodistill needs a detection teacher")
+    return freeze(model.fuse(verbose=False) if hasattr(model, "fuse") else model)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Eval mode (BatchNorm uses running stats) and no gradients: the teacher is a fixed target."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model

@@ -1,0 +1,183 @@
+"""DistillationTrainer: Ultralytics' DetectionTrainer plus an offline teacher, through a handful of small overrides.
+
+Ultralytics runs the loop (data, loss, optimizer, EMA, validation, checkpoints, callbacks, logging). We only:
+  - check the input and load the teacher before the run directory exists      (check_resume)
+  - build the train set at the teacher's resolution, derive the student's input (build_dataset, preprocess_batch)
+  - train the adapters in the student's optimizer                              (build_optimizer)
+  - hook the student and wrap its criterion once the EMA copy exists            (_setup_train)
+  - keep adapters, recipe and teacher path in an extra checkpoint key          (save_model, _load_checkpoint_state)
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from ultralytics.cfg import cfg2dict
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import DEFAULT_CFG, LOGGER, YAML, colorstr
+from ultralytics.utils.patches import override_configs, torch_load
+
+from .checks import DISTILL_ARGS, check_args, preflight
+from .data import resolve_data
+from .distiller import Distiller
+from .utils import DistillError
+
+CKPT_KEY = "distill"  # extra checkpoint key: adapters, recipe, teacher path (plain types and tensors only)
+
+
+class _StudentAndAdapters(nn.Module):
+    """What the optimizer sees. Ultralytics builds parameter groups by walking modules and finds the head through
+    `student_model` (as for its own DistillationModel), so adapters get the student's lr schedule, decay and warm-up."""
+
+    def __init__(self, student: nn.Module, adapters: nn.Module):
+        super().__init__()
+        self.student_model = student
+        self.adapters = adapters
+
+
+class DistillationTrainer(DetectionTrainer):
+    """Train a YOLO detection student with feature distillation from a frozen teacher checkpoint.
+
+    Takes every Ultralytics train argument plus `teacher`, `recipe`, `teacher_imgsz` and the recipe keys
+    (`cwd`, `cwd_tau`, `mimic`, `levels`, `adapter`, `teacher_layers`, `student_layers`).
+
+    Example:
+        >>> trainer = DistillationTrainer(overrides=dict(teacher="yolov8l.pt", model="yolov8n.yaml", data="my.yaml"))
+        >>> trainer.train()
+    """
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks: dict | None = None):
+        overrides = dict(overrides or {})
+        check_args(overrides)
+        # Our args stay out of Ultralytics' namespace: validators, exporters and checkpoint loaders re-check it
+        # against their own keys. They are kept in the checkpoint's extra key instead.
+        self.distill_args = {**DISTILL_ARGS, **{k: overrides.pop(k) for k in list(overrides) if k in DISTILL_ARGS}}
+        super().__init__(cfg, overrides, _callbacks)
+        self.distiller = Distiller(
+            self.plan.teacher,
+            self.plan.recipe,
+            self.plan.teacher_layers,
+            self.plan.student_layers,
+            self.plan.teacher_channels,
+            self.plan.student_channels,
+        ).to(self.device)
+        if self.args.compile:
+            LOGGER.warning("'compile' is not supported with distillation (forward hooks) and will be disabled.")
+            self.args.compile = False
+        YAML.save(self.save_dir / "distill.yaml", self.distill_state(adapters=False))
+
+    def check_resume(self, overrides: dict[str, Any]) -> None:
+        """Ultralytics calls this right after parsing the args and before creating the run directory, so bad input
+        fails here without leaving a run behind. On resume, our args come back from the checkpoint's extra key."""
+        super().check_resume(overrides)
+        if self.resume:
+            state = torch_load(self.args.model, map_location="cpu").get(CKPT_KEY)
+            if not state:
+                raise DistillError(f"'{self.args.model}' was not written by yolodistill: resume it with 'yolo train'")
+            teacher = self.distill_args["teacher"] or state["teacher"]  # a moved teacher may be given again
+            self.distill_args.update(state["recipe"], teacher=teacher, recipe=state["recipe_name"])
+            self.distill_args["teacher_imgsz"] = state["teacher_imgsz"]
+        self.args.data = resolve_data(self.args.data) if self.args.data else self.args.data
+        self.plan = preflight(self.args, self.distill_args)
+        r = self.plan.recipe
+        LOGGER.info(
+            f"{colorstr('distill:')} teacher={self.distill_args['teacher']} recipe={self.distill_args['recipe']} "
+            f"losses={r.weights()} taps teacher{self.plan.teacher_layers}→student{self.plan.student_layers} "
+            f"adapter={r.adapter} imgsz={self.args.imgsz} teacher_imgsz={self.plan.teacher_imgsz}"
+        )
+
+    @property
+    def lowres(self) -> bool:
+        """True when the student sees smaller images than the teacher."""
+        return self.plan.teacher_imgsz != self.args.imgsz
+
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
+        """Training images are loaded and augmented at the teacher's size; validation stays at the student's."""
+        if mode == "train" and self.lowres:
+            with override_configs(self.args, {"imgsz": self.plan.teacher_imgsz}):
+                return super().build_dataset(img_path, mode, batch)
+        return super().build_dataset(img_path, mode, batch)
+
+    def preprocess_batch(self, batch: dict) -> dict:
+        """For a lower-resolution student, `img` becomes the antialiased downscale of the teacher-size batch (same
+        augmented content, labels are normalised so they stay valid) and `teacher_img` keeps the original."""
+        batch = super().preprocess_batch(batch)
+        if self.lowres:
+            batch["teacher_img"] = batch["img"]
+            scale = self.args.imgsz / self.plan.teacher_imgsz
+            batch["img"] = F.interpolate(batch["img"], scale_factor=scale, mode="bilinear", antialias=True)
+        return batch
+
+    def build_optimizer(self, model: nn.Module, *args, **kwargs) -> torch.optim.Optimizer:
+        """The student's optimizer, with the adapters in the same parameter groups."""
+        return super().build_optimizer(_StudentAndAdapters(model, self.distiller.adapters), *args, **kwargs)
+
+    def _setup_train(self) -> None:
+        """After Ultralytics' setup, so the hooks and the wrapped criterion never reach the EMA copy it validates and
+        saves (the EMA is a deepcopy of the model made inside setup)."""
+        super()._setup_train()
+        self.distiller.attach(self.model)
+
+    def train(self) -> None:
+        """Train, then take the hooks off the student whatever happened."""
+        try:
+            super().train()
+        finally:
+            self.distiller.detach()
+
+    def label_loss_items(self, loss_items: dict | None = None, prefix: str = "train"):
+        """Validation has no distillation columns: the teacher never runs on validation images."""
+        labelled = super().label_loss_items(loss_items, prefix)
+        if prefix != "val":
+            return labelled
+        distill = tuple(f"/{name}_loss" for name in self.distiller.weights)
+        if loss_items is None:
+            return [k for k in labelled if not k.endswith(distill)]
+        return {k: v for k, v in labelled.items() if not k.endswith(distill)}
+
+    def distill_state(self, adapters: bool = True) -> dict[str, Any]:
+        """The extra checkpoint key (also run_dir/distill.yaml without the adapters): enough to resume exactly, with
+        plain types and tensors only, so checkpoints load without yolodistill."""
+        state = {
+            "teacher": str(self.distill_args["teacher"]),
+            "recipe_name": str(self.distill_args["recipe"]),
+            "recipe": self.plan.recipe.to_dict(),
+            "teacher_imgsz": self.plan.teacher_imgsz,
+            "teacher_layers": self.plan.teacher_layers,
+            "student_layers": self.plan.student_layers,
+        }
+        if adapters:
+            state["adapters"] = {k: v.detach().cpu() for k, v in self.distiller.adapters.state_dict().items()}
+        return state
+
+    def save_model(self) -> bool:
+        """Ultralytics assembles the checkpoint dict inside save_model with no extension point, so the files it wrote
+        are read back once and rewritten with the extra key (student keys untouched)."""
+        if not super().save_model():
+            return False
+        ckpt = torch_load(io.BytesIO(self.last.read_bytes()), map_location="cpu")
+        ckpt[CKPT_KEY] = self.distill_state()
+        buffer = io.BytesIO()
+        torch.save(ckpt, buffer)
+        data = buffer.getvalue()
+        self.last.write_bytes(data)
+        if self.best_fitness == self.fitness:
+            self.best.write_bytes(data)
+        if self.save_period > 0 and self.epoch % self.save_period == 0:
+            (self.wdir / f"epoch{self.epoch}.pt").write_bytes(data)
+        return True
+
+    def _load_checkpoint_state(self, ckpt: dict) -> None:
+        """Restore the adapters with the optimizer (resume and NaN recovery). Ultralytics rebuilds the EMA from the
+        live model here, so the student is detached meanwhile to keep hooks and criterion out of that copy."""
+        attached = self.distiller.student_taps is not None
+        self.distiller.detach()
+        super()._load_checkpoint_state(ckpt)
+        if ckpt.get(CKPT_KEY):
+            self.distiller.adapters.load_state_dict(ckpt[CKPT_KEY]["adapters"])
+        if attached:
+            self.distiller.attach(self.model)

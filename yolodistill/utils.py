@@ -1,0 +1,29 @@
+"""Small shared helpers: the one-line user error, suggestions for misspelled keys, bundled resource paths."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class DistillError(ValueError):
+    """Bad user input, reported as one line that names the problem and the fix (the CLI prints it, no traceback)."""
+
+
+def suggest(key: str, valid: Iterable[str], what: str = "argument") -> DistillError:
+    """Return the error for an unknown `key`, naming the closest valid keys."""
+    close = difflib.get_close_matches(key, sorted(valid), n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else "run 'yolodistill help' for the list"
+    return DistillError(f"unknown {what} '{key}': {hint}")
+
+
+def bundled(name: str) -> Path:
+    """Path of a file shipped with yolodistill (`recipes`, `datasets.yaml`).
+
+    Wheels carry them in `yolodistill/cfg` (see pyproject's force-include); a source checkout keeps them at the
+    repository root, next to the package.
+    """
+    here = Path(__file__).resolve().parent
+    inside = here / "cfg" / name
+    return inside if inside.exists() else here.parent / name
