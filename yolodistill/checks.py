@@ -10,12 +10,12 @@ import torch
 from torch import nn
 from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 from ultralytics.data.utils import check_det_dataset
-from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint
+from ultralytics.nn.tasks import DetectionModel, load_checkpoint
 
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE, RECIPE_KEYS, Recipe, load_recipe
 from .taps import FeatureTaps, detect_inputs
-from .teacher import _UNREADABLE, load_teacher
+from .teacher import _UNREADABLE, load_teacher, model_task
 from .utils import DistillError, suggest
 
 # yolodistill's own train arguments, accepted next to Ultralytics' (None: take the value from the recipe).
@@ -75,7 +75,7 @@ def _load_student(model: Any, nc: int) -> nn.Module:
             student = DetectionModel(model, nc=nc, verbose=False)
     except _UNREADABLE as e:
         raise DistillError(f"student '{model}' not found or invalid ({_one_line(e)}): pass e.g. yolov8n.yaml") from e
-    task = guess_model_task(student)
+    task = model_task(student)
     if task != "detect":
         raise DistillError(f"student '{model}' is a {task} model: yolodistill trains detection students")
     return student.eval()

@@ -63,7 +63,7 @@ def train(args: dict[str, Any]) -> None:
 
 def export(args: dict[str, Any]) -> None:
     """`yolodistill export`: Ultralytics' exporter plus verification of the exported file."""
-    from .export import export as run_export
+    from .exporter import export as run_export
 
     run_export(**args)
 

@@ -23,10 +23,10 @@ CLASS_NAMES = ("disc", "ring", "eye", "square", "frame", "oval")
 
 _SPLITS = ("train", "val")
 _OBJECTS_PER_IMAGE = (4, 20)
-_DISTRACTORS_PER_IMAGE = (4, 14)
-_SIZE_FRACTION = (0.05, 0.15)  # object diameter / side as a fraction of the image side
+_DISTRACTORS_PER_IMAGE = (2, 8)
+_SIZE_FRACTION = (0.07, 0.18)  # object diameter / side as a fraction of the image side
 _MIN_VISIBLE = 0.6  # occlusion never hides more than this share of an object's pixels
-_MIN_CONTRAST = 60.0  # RGB distance between an object and the background under it, so no label is invisible
+_MIN_CONTRAST = 80.0  # RGB distance between an object and the background under it, so no label is invisible
 _JPEG_QUALITY = 90
 
 _PRESETS = {"synthetic": {"seed": 0, "n_train": 800, "n_val": 200, "imgsz": 160}}
@@ -143,7 +143,7 @@ def _background(rng: np.random.Generator, n: int) -> np.ndarray:
     k = int(rng.integers(2, 6))
     img = cv2.resize(rng.uniform(0, 255, (k, k, 3)).astype(np.float32), (n, n), interpolation=cv2.INTER_CUBIC)
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
-    amp = rng.uniform(10, 40)
+    amp = rng.uniform(5, 25)
     texture = int(rng.integers(3))
     if texture == 0:  # stripes at a random angle and period
         t = rng.uniform(0, np.pi)
@@ -155,7 +155,7 @@ def _background(rng: np.random.Generator, n: int) -> np.ndarray:
         p = rng.uniform(4, 12)
         wave = np.sign(np.sin(xx * np.pi / p) * np.sin(yy * np.pi / p))
     img += (amp * wave)[..., None] * rng.uniform(0.3, 1.0, 3).astype(np.float32)
-    for _ in range(int(rng.integers(10, 40))):
+    for _ in range(int(rng.integers(4, 16))):
         p0, p1 = rng.uniform(0, n, 2), rng.uniform(0, n, 2)
         colour = rng.uniform(0, 255, 3).tolist()
         cv2.line(img, _fixed(p0), _fixed(p1), colour, 1, cv2.LINE_AA, 4)
@@ -219,10 +219,10 @@ def _render(rng: np.random.Generator, n: int) -> tuple[np.ndarray, list[tuple[in
         labels.append((cls, (x + w / 2) / n, (y + h / 2) / n, w / n, h / n))
 
     # Sensor-like degradations; blur before noise, as in a camera.
-    if rng.random() < 0.5:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.9))
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.7))
     img = img * rng.uniform(0.7, 1.2) + rng.uniform(-25, 25)
-    img += rng.normal(0, rng.uniform(2, 10), img.shape).astype(np.float32)
+    img += rng.normal(0, rng.uniform(2, 6), img.shape).astype(np.float32)
     return np.clip(img, 0, 255).astype(np.uint8), labels
 
 

@@ -35,10 +35,15 @@ def load_teacher(path: str | Path) -> nn.Module:
             f"teacher '{path}' is not a readable Ultralytics checkpoint ({type(e).__name__}): pass a .pt saved by "
             "Ultralytics training, e.g. runs/detect/train/weights/best.pt"
         ) from e
-    task = getattr(model, "task", None) or guess_model_task(model)
+    task = model_task(model)
     if task != "detect":
         raise DistillError(f"teacher '{path}' is a {task} model: yolodistill needs a detection teacher")
     return freeze(model.fuse(verbose=False) if hasattr(model, "fuse") else model)
+
+
+def model_task(model: nn.Module) -> str:
+    """The task from the model's own architecture (its yaml's head), not from its args, which default to detect."""
+    return guess_model_task(getattr(model, "yaml", None) or model)
 
 
 def freeze(model: nn.Module) -> nn.Module:

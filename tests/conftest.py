@@ -1,0 +1,68 @@
+"""Shared fixtures: a tiny generated dataset, random-init teachers saved as Ultralytics checkpoints, one short run.
+
+Everything is made here, offline: no weights or datasets are downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported: never reach the network
+
+from pathlib import Path
+
+import pytest
+import torch
+from ultralytics.nn.tasks import DetectionModel
+
+from yolodistill.synthetic import CLASS_NAMES, generate
+
+IMGSZ = 64  # small enough for CPU tests, a multiple of the largest stride
+
+
+def save_checkpoint(model: torch.nn.Module, path: Path, **train_args) -> Path:
+    """Save `model` the way Ultralytics' trainer does (EMA under 'ema', args under 'train_args')."""
+    torch.save({"model": None, "ema": model.half(), "train_args": {"imgsz": IMGSZ, **train_args}}, path)
+    return path
+
+
+def make_teacher(path: Path, cfg: str = "yolov8s.yaml", names=CLASS_NAMES, seed: int = 0) -> Path:
+    """A detection checkpoint at random initialisation (accuracy is not the point of the tests that use it)."""
+    torch.manual_seed(seed)
+    model = DetectionModel(cfg, nc=len(names), verbose=False)
+    model.names = dict(enumerate(names))
+    return save_checkpoint(model, path)
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("yolodistill")
+
+
+@pytest.fixture(scope="session")
+def data_yaml(workdir) -> Path:
+    return generate(workdir / "data", seed=0, n_train=16, n_val=8, imgsz=IMGSZ)
+
+
+@pytest.fixture(scope="session")
+def teacher_pt(workdir) -> Path:
+    return make_teacher(workdir / "teacher_v8s.pt")
+
+
+def train_args(project: Path, **kw) -> dict:
+    """Fast CPU settings for a test run."""
+    args = dict(epochs=1, imgsz=IMGSZ, batch=8, device="cpu", workers=0, project=str(project), plots=False)
+    args.update(exist_ok=True, seed=0, deterministic=False, warmup_epochs=0, val=True, verbose=False)
+    return {**args, **kw}
+
+
+@pytest.fixture(scope="session")
+def distilled_run(workdir, data_yaml, teacher_pt) -> Path:
+    """Run directory of one 1-epoch `yolodistill train` through the CLI entry point (default recipe)."""
+    from yolodistill.cli import entrypoint
+
+    args = train_args(workdir / "runs", name="cli")
+    argv = ["train", f"teacher={teacher_pt}", "student=yolov8n.yaml", f"data={data_yaml}"]
+    argv += [f"{k}={v}" for k, v in args.items()]
+    assert entrypoint(argv) == 0
+    return workdir / "runs" / "cli"

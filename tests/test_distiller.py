@@ -1,0 +1,127 @@
+"""Taps, adapters, alignment and gradient flow of the Distiller, on real YOLOv8 models (random weights)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils import DEFAULT_CFG
+
+from yolodistill.alignment import align
+from yolodistill.distiller import Distiller
+from yolodistill.recipes import load_recipe
+from yolodistill.taps import FeatureTaps, detect_inputs
+from yolodistill.teacher import freeze
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    teacher = freeze(DetectionModel("yolov8s.yaml", nc=6, verbose=False))
+    student = DetectionModel("yolov8n.yaml", nc=6, verbose=False)
+    student.args = DEFAULT_CFG  # the detection criterion reads its gains (box, cls, dfl) from here
+    return teacher, student
+
+
+def make_distiller(teacher, student, recipe="cwd_mimic"):
+    layers_t, layers_s = detect_inputs(teacher), detect_inputs(student)
+    return Distiller(teacher, load_recipe(recipe), layers_t, layers_s, [128, 256, 512], [64, 128, 256])
+
+
+def test_tap_shapes_per_level(models):
+    teacher, student = models
+    assert detect_inputs(student) == [15, 18, 21]
+    for model, channels in ((teacher, (128, 256, 512)), (student, (64, 128, 256))):
+        with FeatureTaps(model, detect_inputs(model)) as taps:
+            model.predict(torch.zeros(2, 3, 128, 96))
+            maps = taps.collect()
+        assert [tuple(m.shape) for m in maps] == [(2, c, 128 // s, 96 // s) for c, s in zip(channels, (8, 16, 32))]
+
+
+def test_taps_hold_only_the_current_batch_and_remove_cleanly(models):
+    _, student = models
+    before = [len(student.model[i]._forward_hooks) for i in (15, 18, 21)]
+    taps = FeatureTaps(student, [15, 18, 21])
+    with torch.no_grad():
+        student.predict(torch.zeros(1, 3, 64, 64))
+    taps.collect()
+    with pytest.raises(RuntimeError, match="did not run"):
+        taps.collect()  # released after the first collect
+    taps.remove()
+    assert [len(student.model[i]._forward_hooks) for i in (15, 18, 21)] == before
+
+
+@pytest.mark.parametrize(("student_hw", "teacher_hw"), [((8, 8), (16, 16)), ((13, 13), (20, 20)), ((52, 40), (80, 60))])
+def test_align_upsamples_to_the_teacher_grid(student_hw, teacher_hw):
+    s = [torch.randn(2, 5, *student_hw, requires_grad=True)]
+    t = [torch.randn(2, 5, *teacher_hw)]
+    (out,) = align(s, t)
+    assert out.shape == t[0].shape
+    out.sum().backward()
+    assert s[0].grad is not None
+
+
+def test_align_leaves_equal_grids_untouched():
+    s, t = [torch.randn(1, 3, 4, 4)], [torch.randn(1, 3, 4, 4)]
+    assert align(s, t)[0] is s[0]
+
+
+@pytest.mark.parametrize(("imgsz", "teacher_imgsz"), [(64, 64), (64, 128), (96, 160)])
+def test_gradients_reach_student_and_adapters_never_teacher(models, imgsz, teacher_imgsz):
+    teacher, student = models
+    student.train()
+    d = make_distiller(teacher, student)
+    d.attach(student)
+    try:
+        x_t = torch.rand(2, 3, teacher_imgsz, teacher_imgsz)
+        x_s = torch.nn.functional.interpolate(x_t, size=(imgsz, imgsz), mode="bilinear", antialias=True)
+        student.predict(x_s)
+        terms, items = d(x_t)
+        assert set(items) == {"cwd_loss", "mimic_loss"} and terms.shape == (2,)
+        student.zero_grad()
+        terms.sum().backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.adapters.parameters())
+        assert student.model[15].cv2.conv.weight.grad.abs().sum() > 0
+        assert student.model[0].conv.weight.grad.abs().sum() > 0  # through the backbone, not only the tapped layer
+        assert all(p.grad is None and not p.requires_grad for p in teacher.parameters())
+        assert not teacher.training
+    finally:
+        d.detach()
+        d.adapters.zero_grad()
+    assert all(len(student.model[i]._forward_hooks) == 0 for i in (15, 18, 21))
+
+
+def test_teacher_stops_after_its_last_tap(models):
+    teacher, student = models
+    d = make_distiller(teacher, student)
+    ran = []
+    handle = teacher.model[-1].register_forward_hook(lambda *a: ran.append(True))
+    d.attach(student)
+    try:
+        student.predict(torch.rand(1, 3, 64, 64))
+        d(torch.rand(1, 3, 64, 64))
+    finally:
+        d.detach()
+        handle.remove()
+    assert not ran  # the Detect head's outputs feed no loss, so it never runs
+
+
+def test_criterion_appends_weighted_terms_scaled_by_batch(models):
+    teacher, student = models
+    student.train()
+    d = make_distiller(teacher, student, "cwd")
+    d.attach(student)
+    try:
+        batch = {
+            "img": torch.rand(2, 3, 64, 64),
+            "batch_idx": torch.tensor([0.0, 1.0]),
+            "cls": torch.tensor([[1.0], [2.0]]),
+            "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.3], [0.4, 0.4, 0.2, 0.2]]),
+        }
+        loss, items = student.loss(batch)
+        assert list(items) == ["box_loss", "cls_loss", "dfl_loss", "cwd_loss"]
+        assert loss.shape == (4,)
+        assert loss[-1].item() == pytest.approx(2 * items["cwd_loss"].item(), rel=1e-6)
+    finally:
+        d.detach()
+    assert type(student.criterion).__module__.startswith("ultralytics")

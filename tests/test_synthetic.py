@@ -1,0 +1,121 @@
+"""Tests of the procedurally generated dataset: determinism, label validity, caching and atomic writes."""
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from yolodistill import synthetic
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+SMALL = {"n_train": 6, "n_val": 3, "imgsz": 96}
+
+
+def _files(root: Path, kind: str) -> list[Path]:
+    return sorted((root / kind).rglob("*.*"))
+
+
+def test_same_seed_identical_different_seed_differs(tmp_path):
+    a = synthetic.generate(tmp_path / "a", seed=3, **SMALL).parent
+    b = synthetic.generate(tmp_path / "b", seed=3, **SMALL).parent
+    c = synthetic.generate(tmp_path / "c", seed=4, **SMALL).parent
+
+    labels_a, labels_b, labels_c = (_files(r, "labels") for r in (a, b, c))
+    assert [p.relative_to(a) for p in labels_a] == [p.relative_to(b) for p in labels_b]
+    assert all(p.read_bytes() == q.read_bytes() for p, q in zip(labels_a, labels_b))
+    for p, q in zip(_files(a, "images"), _files(b, "images")):
+        assert np.array_equal(cv2.imread(str(p)), cv2.imread(str(q)))
+
+    assert any(p.read_bytes() != q.read_bytes() for p, q in zip(labels_a, labels_c))
+    assert not all(
+        np.array_equal(cv2.imread(str(p)), cv2.imread(str(q))) for p, q in zip(_files(a, "images"), _files(c, "images"))
+    )
+
+
+def test_labels_valid_and_paired(tmp_path):
+    root = synthetic.generate(tmp_path / "ds", seed=1, **SMALL).parent
+    for split, count in (("train", SMALL["n_train"]), ("val", SMALL["n_val"])):
+        images = sorted((root / "images" / split).iterdir())
+        labels = sorted((root / "labels" / split).iterdir())
+        assert len(images) == len(labels) == count
+        assert [p.stem for p in images] == [p.stem for p in labels]
+        for img_path, lbl_path in zip(images, labels):
+            assert cv2.imread(str(img_path)).shape == (SMALL["imgsz"], SMALL["imgsz"], 3)
+            lines = lbl_path.read_text().splitlines()
+            assert lines, f"{lbl_path.name} has no objects"
+            for line in lines:
+                cls, cx, cy, w, h = line.split()
+                assert int(cls) in range(len(synthetic.CLASS_NAMES))
+                cx, cy, w, h = map(float, (cx, cy, w, h))
+                assert w > 0 and h > 0
+                assert cx - w / 2 >= 0 and cx + w / 2 <= 1 and cy - h / 2 >= 0 and cy + h / 2 <= 1
+
+
+def test_data_yaml_loads_with_ultralytics(tmp_path):
+    from ultralytics.data.utils import check_det_dataset
+
+    yaml_path = synthetic.generate(tmp_path / "ds", **SMALL)
+    raw = yaml.safe_load(yaml_path.read_text())
+    assert raw["names"] == dict(enumerate(synthetic.CLASS_NAMES))
+    data = check_det_dataset(str(yaml_path))
+    assert data["nc"] == len(synthetic.CLASS_NAMES)
+    assert Path(data["train"]) == yaml_path.parent / "images" / "train"
+    assert Path(data["val"]).is_dir()
+
+
+def test_generate_replaces_existing_root(tmp_path):
+    root = tmp_path / "ds"
+    synthetic.generate(root, seed=0, **SMALL)
+    (root / "stale.txt").write_text("left over")
+    synthetic.generate(root, seed=0, **SMALL)
+    assert not (root / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_builtin_generates_once_then_reuses(tmp_path, monkeypatch):
+    monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, **SMALL})
+    calls = []
+    real_generate = synthetic.generate
+
+    def counting_generate(*args, **kwargs):
+        calls.append(args)
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "generate", counting_generate)
+    first = synthetic.builtin(cache_dir=tmp_path)
+    mtime = first.stat().st_mtime_ns
+    second = synthetic.builtin(cache_dir=tmp_path)
+
+    assert first == second and len(calls) == 1
+    assert second.stat().st_mtime_ns == mtime
+    assert first.parent.parent == tmp_path
+    assert f"v{synthetic.GENERATOR_VERSION}" in first.parent.name
+
+
+def test_builtin_cache_dir_from_env(tmp_path, monkeypatch):
+    monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, **SMALL})
+    monkeypatch.setenv("YOLODISTILL_HOME", str(tmp_path))
+    assert synthetic.builtin().parent.parent == tmp_path
+    with pytest.raises(ValueError, match="unknown"):
+        synthetic.builtin("nope", cache_dir=tmp_path)
+
+
+def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
+    real_imwrite = cv2.imwrite
+    written = []
+
+    def failing_imwrite(*args, **kwargs):
+        if len(written) == 4:
+            raise KeyboardInterrupt  # the worst case: not even an Exception
+        written.append(args[0])
+        return real_imwrite(*args, **kwargs)
+
+    monkeypatch.setattr(cv2, "imwrite", failing_imwrite)
+    with pytest.raises(KeyboardInterrupt):
+        synthetic.generate(tmp_path / "ds", **SMALL)
+    assert len(written) == 4
+    assert list(tmp_path.iterdir()) == []
