@@ -18,7 +18,7 @@ import torch
 from .utils import DistillError
 
 N_IMAGES = 16  # enough to catch a wrong graph and to time both models, cheap next to the export itself
-CONF, IOU, MATCH_IOU = 0.25, 0.7, 0.95  # predict's NMS defaults; a matched box must be practically the same box
+CONF, IOU, MATCH_IOU = 0.001, 0.7, 0.95  # predict's NMS defaults; a matched box must be practically the same box
 # Largest |exported - PyTorch| allowed over the raw head outputs (boxes / imgsz, class scores in [0, 1]).
 # FP32 runtimes differ from PyTorch only in summation order: measured ~1e-6, so 1e-3 flags a wrong graph.
 TOL_FP32 = 1e-3
