@@ -108,8 +108,8 @@ def _sizes(args: SimpleNamespace, teacher_imgsz: int | None, stride: int) -> int
         raise DistillError(f"imgsz={imgsz} and teacher_imgsz={teacher_imgsz} must be single integers for training")
     for name, v in (("imgsz", imgsz), ("teacher_imgsz", teacher_imgsz)):
         if v % stride or v <= 0:
-            raise DistillError(f"{name}={v} is not a multiple of the largest stride {stride}: use e.g. {name}="
-                               f"{max(stride, round(v / stride) * stride)}")  # fmt: skip
+            fix = max(stride, round(v / stride) * stride)
+            raise DistillError(f"{name}={v} is not a multiple of the largest stride {stride}: use e.g. {name}={fix}")
     if teacher_imgsz < imgsz:
         raise DistillError(
             f"teacher_imgsz={teacher_imgsz} is smaller than imgsz={imgsz}: the teacher sees the larger image"
@@ -139,16 +139,16 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     t_layers = _layers(teacher, recipe.teacher_layers, "teacher")
     s_layers = _layers(student, recipe.student_layers, "student")
     if len(t_layers) != len(s_layers):
-        raise DistillError(f"{len(t_layers)} teacher taps {t_layers} but {len(s_layers)} student taps {s_layers}: "
-                           "give teacher_layers and student_layers of equal length")  # fmt: skip
+        msg = f"{len(t_layers)} teacher taps {t_layers} but {len(s_layers)} student taps {s_layers}"
+        raise DistillError(f"{msg}: give teacher_layers and student_layers of equal length")
     if recipe.levels is not None and len(recipe.levels) != len(t_layers):
         raise DistillError(f"{len(recipe.levels)} levels weights for {len(t_layers)} taps: give one weight per tap")
     stride = max(32, int(teacher.stride.max()), int(student.stride.max()))
     t_info, s_info = _probe(teacher, t_layers, 2 * stride), _probe(student, s_layers, 2 * stride)
     for ti, si, (_, ts), (_, ss) in zip(t_layers, s_layers, t_info, s_info):
         if ts != ss:
-            raise DistillError(f"teacher layer {ti} (stride {ts}) and student layer {si} (stride {ss}) differ in stride: "
-                               "tap layers of equal stride")  # fmt: skip
+            msg = f"teacher layer {ti} (stride {ts}) and student layer {si} (stride {ss}) differ in stride"
+            raise DistillError(f"{msg}: tap layers of equal stride")
     return Plan(
         teacher=teacher,
         recipe=recipe,

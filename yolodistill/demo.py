@@ -15,7 +15,8 @@ from typing import Any
 from .api import distill
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE
-from .synthetic import GENERATOR_VERSION, cache_home
+from .synthetic import GENERATOR_VERSION
+from .utils import cache_home
 
 DEMO = dict(teacher="yolov8s.yaml", student="yolov8n.yaml", data="synthetic", imgsz=160, batch=16)
 DEMO.update(epochs=10, teacher_epochs=20, seed=0, device="cpu", workers=0)
@@ -50,7 +51,8 @@ def run_demo(recipe: str = DEFAULT_RECIPE, project: str = "runs/demo", **overrid
     teacher_cfg, student_cfg, teacher_epochs = cfg.pop("teacher"), cfg.pop("student"), cfg.pop("teacher_epochs")
     data = resolve_data(cfg.pop("data"))
     common = {**cfg, "project": str(Path(project).resolve()), "exist_ok": True, "plots": False}
-    teacher = teacher_checkpoint(teacher_cfg, data, teacher_epochs, **{k: v for k, v in common.items() if k != "epochs"})
+    teacher_args = {k: v for k, v in common.items() if k != "epochs"}
+    teacher = teacher_checkpoint(teacher_cfg, data, teacher_epochs, **teacher_args)
     student = _train_plain(student_cfg, data, "student", **common)
     distilled = distill(teacher, student_cfg, data, recipe=recipe, name="distilled", **common)
     t_metrics = YOLO(teacher).val(data=data, imgsz=cfg["imgsz"], batch=cfg["batch"], device=cfg["device"], plots=False)

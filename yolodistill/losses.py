@@ -1,4 +1,4 @@
-"""Feature-distillation losses. Each takes two equally long lists of N×C×H×W maps (student, teacher) and returns a scalar.
+"""Feature-distillation losses: each takes two equally long lists of N×C×H×W maps (student, teacher), returns a scalar.
 
 Both losses are computed in float32 whatever the autocast dtype: softmax over thousands of locations and squared
 differences of fp16 activations lose too much precision to be useful as training signals.

@@ -12,7 +12,7 @@ from ultralytics.nn.tasks import guess_model_task, load_checkpoint
 
 from .utils import DistillError
 
-# What torch/Ultralytics raise for a file that is not a loadable checkpoint (damaged, renamed, foreign pickle, wrong suffix).
+# What torch/Ultralytics raise for a file that is not a loadable checkpoint (damaged, renamed, foreign pickle, suffix).
 _UNREADABLE = (OSError, RuntimeError, EOFError, TypeError, KeyError, ValueError, AttributeError, AssertionError)
 _UNREADABLE += (ModuleNotFoundError, pickle.UnpicklingError, zipfile.BadZipFile)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,3 +28,9 @@ def bundled(name: str) -> Path:
     here = Path(__file__).resolve().parent
     inside = here / "cfg" / name
     return inside if inside.exists() else here.parent / name
+
+
+def cache_home() -> Path:
+    """Where generated datasets and demo teachers are cached: $YOLODISTILL_HOME, else ~/.cache/yolodistill."""
+    env = os.environ.get("YOLODISTILL_HOME")
+    return Path(env) if env else Path.home() / ".cache" / "yolodistill"
