@@ -125,3 +125,35 @@ def test_criterion_appends_weighted_terms_scaled_by_batch(models):
     finally:
         d.detach()
     assert type(student.criterion).__module__.startswith("ultralytics")
+
+
+@pytest.mark.parametrize("family", ["yolov5su.yaml", "yolo11s.yaml", "yolo26s.yaml"])
+def test_teachers_of_other_families_teach_a_yolov8_student(family, tmp_path, data_yaml):
+    from types import SimpleNamespace
+
+    from conftest import make_teacher
+
+    from yolodistill.checks import DISTILL_ARGS, preflight
+
+    args = SimpleNamespace(data=str(data_yaml), model="yolov8n.yaml", imgsz=64, multi_scale=0.0, single_cls=False)
+    plan = preflight(args, {**DISTILL_ARGS, "teacher": str(make_teacher(tmp_path / "t.pt", cfg=family))})
+    student = DetectionModel("yolov8n.yaml", nc=6, verbose=False)
+    student.args = DEFAULT_CFG
+    d = Distiller(
+        plan.teacher,
+        plan.recipe,
+        plan.teacher_layers,
+        plan.student_layers,
+        plan.teacher_channels,
+        plan.student_channels,
+    )
+    d.attach(student)
+    try:
+        x = torch.rand(2, 3, 64, 64)
+        student.predict(x)
+        terms, _ = d(x)
+        terms.sum().backward()
+    finally:
+        d.detach()
+    assert torch.isfinite(terms).all() and (terms > 0).all()
+    assert all(p.grad is not None for p in d.adapters.parameters())

@@ -149,3 +149,17 @@ def test_lowres_student_sees_only_small_images_and_teacher_only_large(workdir, d
     ckpt = torch.load(trainer.best, map_location="cpu", weights_only=False)
     assert ckpt["train_args"]["imgsz"] == 64
     assert ckpt[CKPT_KEY]["teacher_imgsz"] == 128
+
+
+def test_demo_prints_the_three_rows_and_caches_the_teacher(workdir, data_yaml, monkeypatch, capsys):
+    from yolodistill.demo import run_demo
+
+    monkeypatch.setenv("YOLODISTILL_HOME", str(workdir / "home"))
+    table = run_demo(
+        data=str(data_yaml), epochs=1, teacher_epochs=1, imgsz=IMGSZ, batch=8, project=str(workdir / "demo")
+    )
+    assert [k.split()[0] for k in table] == ["teacher", "student", "distilled"]
+    assert all(0.0 <= v["mAP50-95"] <= v["mAP50"] <= 1.0 for v in table.values())
+    out = capsys.readouterr().out
+    assert "mAP50-95" in out and "distilled (cwd_mimic, 1 ep)" in out
+    assert len(list((workdir / "home" / "teachers").glob("yolov8s-*.pt"))) == 1

@@ -1,0 +1,158 @@
+"""Shared by the benchmark scripts: machine info, teachers, one training run, mean/std, gap recovery, JSON output."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported: never reach the network
+
+import hashlib
+import json
+import platform
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/bench_cache"))
+RUNS = Path(os.environ.get("BENCH_RUNS", "/tmp/bench_runs"))
+
+
+def machine() -> dict[str, Any]:
+    """Platform, CPU count, accelerator and library versions."""
+    import ultralytics
+
+    import yolodistill
+
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
+        "yolodistill": yolodistill.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    if hasattr(os, "getloadavg"):
+        info["load_average_at_start"] = os.getloadavg()
+    return info
+
+
+def command_line() -> str:
+    """The exact command that produced a result."""
+    return " ".join([Path(sys.executable).name, *sys.argv])
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def gap_recovery(distilled: float, low: float, high: float) -> float | None:
+    """(distilled − low) / (high − low): the share of the gap between `low` and `high` that distillation recovers."""
+    return (distilled - low) / (high - low) if high != low else None
+
+
+def write_json(name: str, payload: dict[str, Any]) -> Path:
+    """Write benchmarks/results/<name>.json (with the command line and machine added) and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"command": command_line(), "machine": machine(), **payload}
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+def random_checkpoint(cfg: str, nc: int, path: Path, seed: int = 0) -> Path:
+    """A random-init detection checkpoint saved the way Ultralytics does (for timing only: weights do not matter)."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    if not path.exists():
+        torch.manual_seed(seed)
+        model = DetectionModel(cfg, nc=nc, verbose=False)
+        model.names = {i: str(i) for i in range(nc)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": None, "ema": model.half(), "train_args": {}}, path)
+    return path
+
+
+def teacher(cfg: str, data: str, epochs: int, **args: Any) -> tuple[Path, dict[str, Any]]:
+    """A teacher trained with plain Ultralytics, cached under $BENCH_CACHE by its settings; and its own metrics."""
+    if cfg.endswith(".pt"):  # a given checkpoint
+        return Path(cfg), {"checkpoint": cfg, **validate(cfg, data, args)}
+    key = json.dumps([cfg, data, Path(data).read_bytes().hex(), epochs, args], sort_keys=True, default=str)
+    path = CACHE / f"teacher-{Path(cfg).stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
+    info = path.with_suffix(".json")
+    if not (path.exists() and info.exists()):
+        t0 = time.time()
+        result = train("student", cfg, data, name=f"teacher-{path.stem}", epochs=epochs, **args)
+        shutil.copyfile(result.pop("best"), path)
+        info.write_text(json.dumps({"config": cfg, "epochs": epochs, "train_time_s": time.time() - t0, **result}))
+    return path, {"checkpoint": str(path), **json.loads(info.read_text())}
+
+
+def validate(weights: str | Path, data: str, args: dict[str, Any]) -> dict[str, float]:
+    """mAP50 and mAP50-95 of a checkpoint on the validation split."""
+    from ultralytics import YOLO
+
+    keep = {k: args[k] for k in ("imgsz", "batch", "device", "workers") if k in args}
+    box = YOLO(weights).val(data=data, plots=False, verbose=False, **keep).box
+    return {"map50": float(box.map50), "map50_95": float(box.map)}
+
+
+def train(method: str, model: str, data: str, teacher: str | Path | None = None, **args: Any) -> dict[str, Any]:
+    """One training run. `method`: "student" (plain Ultralytics), "yolodistill" (recipe etc. in args) or
+    "ultralytics" (its built-in distill_model, `dis` in args). Returns mAP50, mAP50-95, wall time and best.pt."""
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    from yolodistill import DistillationTrainer
+
+    args = {"project": str(RUNS), "exist_ok": True, "plots": False, "workers": 0, **args}
+    t0 = time.time()
+    if method == "yolodistill":
+        trainer = DistillationTrainer(overrides={"model": model, "data": data, "teacher": str(teacher), **args})
+    elif method == "ultralytics":
+        trainer = DetectionTrainer(overrides={"model": model, "data": data, "distill_model": str(teacher), **args})
+    else:
+        trainer = DetectionTrainer(overrides={"model": model, "data": data, **args})
+    trainer.train()
+    box = trainer.validator.metrics.box
+    return {"map50": float(box.map50), "map50_95": float(box.map), "time_s": time.time() - t0, "best": trainer.best}
+
+
+def row(method: str, default: bool, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A results row: mean ± std over seeds of mAP50-95 and mAP50 (gap recovery is added by the caller)."""
+    m, s = mean_std([r["map50_95"] for r in runs])
+    m50, s50 = mean_std([r["map50"] for r in runs])
+    return {
+        "method": method,
+        "default": default,
+        **extra,
+        "map50_95_mean": m,
+        "map50_95_std": s,
+        "map50_mean": m50,
+        "map50_std": s50,
+        "seeds": [r["seed"] for r in runs],
+        "per_seed": [{k: r[k] for k in ("seed", "map50", "map50_95", "time_s")} for r in runs],
+        "gap_recovery": None,
+    }
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown table of result rows."""
+    lines = ["| method | mAP50-95 | mAP50 | seeds | gap recovery |", "|---|---|---|---|---|"]
+    for r in rows:
+        gr = "–" if r["gap_recovery"] is None else f"{100 * r['gap_recovery']:.0f}%"
+        name = r["method"] + (f" (dis={r['dis']})" if "dis" in r else "") + (" *default*" if r["default"] else "")
+        lines.append(
+            f"| {name} | {r['map50_95_mean']:.4f} ± {r['map50_95_std']:.4f} | {r['map50_mean']:.4f} ± "
+            f"{r['map50_std']:.4f} | {len(r['seeds'])} | {gr} |"
+        )
+    return "\n".join(lines)
