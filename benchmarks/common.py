@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's yolodistill, installed or not
+RESULTS = ROOT / "benchmarks" / "results"
 CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/bench_cache"))
 RUNS = Path(os.environ.get("BENCH_RUNS", "/tmp/bench_runs"))
 
@@ -70,14 +72,14 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
-def random_checkpoint(cfg: str, nc: int, path: Path, seed: int = 0) -> Path:
+def random_checkpoint(cfg: str, names: list[str], path: Path, seed: int = 0) -> Path:
     """A random-init detection checkpoint saved the way Ultralytics does (for timing only: weights do not matter)."""
     from ultralytics.nn.tasks import DetectionModel
 
     if not path.exists():
         torch.manual_seed(seed)
-        model = DetectionModel(cfg, nc=nc, verbose=False)
-        model.names = {i: str(i) for i in range(nc)}
+        model = DetectionModel(cfg, nc=len(names), verbose=False)
+        model.names = dict(enumerate(names))
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": None, "ema": model.half(), "train_args": {}}, path)
     return path

@@ -101,8 +101,8 @@ def build(args: argparse.Namespace) -> tuple[list[Variant], str]:
         teacher = Path(args.teacher)
     else:
         names = yaml.safe_load(Path(data).read_text())["names"]
-        path = CACHE / f"random-{Path(args.teacher).stem}-nc{len(names)}.pt"
-        teacher = random_checkpoint(args.teacher, len(names), path)
+        path = CACHE / f"random-{Path(args.teacher).stem}-{'-'.join(map(str, names))[:40]}.pt"
+        teacher = random_checkpoint(args.teacher, list(names.values()) if isinstance(names, dict) else names, path)
     common_args = dict(model=args.student, data=data, imgsz=args.imgsz, batch=args.batch, device=args.device)
     common_args.update(workers=0, epochs=1, amp=args.amp, seed=0, deterministic=False, plots=False, val=False)
     common_args.update(project=str(RUNS / "overhead"), exist_ok=True, warmup_epochs=0)
@@ -172,12 +172,13 @@ def main() -> None:
         batches.append(next(it))
     for i in range(args.warmup + args.iters):
         batch = batches[i % n_batches]
+        last = {}
         for v in variants:
-            dt = v.step(batch)
+            last[v.method] = v.step(batch)
             if i >= args.warmup:
-                v.times.append(dt)
+                v.times.append(last[v.method])
         if i % 5 == 0:
-            print(f"round {i + 1}/{args.warmup + args.iters}: " + ", ".join(f"{v.method} {dt:.3f}s" for v in variants))
+            print(f"round {i + 1}/{args.warmup + args.iters}: " + ", ".join(f"{k} {dt:.3f}s" for k, dt in last.items()))
     floor = statistics.median(next(v for v in variants if v.method == "floor").times)
     rows = []
     for v in variants:

@@ -57,7 +57,7 @@ def test_distilled_onnx_verifies(distilled_onnx):
     assert r.path.suffix == ".onnx" and r.path.is_file()
     assert _input_hw(r.path) == [IMGSZ, IMGSZ]  # the checkpoint's training size, not Ultralytics' 640
     assert r.passed and r.tolerance == exporter.TOL_FP32 and 0 <= r.max_abs_diff <= r.tolerance
-    assert r.agreement == 1.0  # fp32 differences (~1e-6) flip no box at IoU >= 0.95
+    assert r.boxes > 0 and r.agreement == 1.0  # fp32 differences (~1e-6) flip no box at IoU >= 0.95
     assert r.latency_ms_torch > 0 and r.latency_ms_exported > 0
 
 
@@ -68,12 +68,24 @@ def test_export_contains_only_the_student(distilled_onnx, distilled_run, tmp_pat
     assert [_shape(o) for o in _graph(distilled_onnx.path).output] == [_shape(o) for o in _graph(plain).output]
 
 
-def test_lowres_student_exports_at_its_size(tmp_path, data_yaml, teacher_pt):
+def test_lowres_student_exports_at_its_size(tmp_path, data_yaml, teacher_pt, caplog):
     best = distill(teacher_pt, "yolov8n.yaml", data_yaml, teacher_imgsz=128, **train_args(tmp_path, name="lr")).best
     images = str(Path(data_yaml).parent / "images" / "val" / "*.jpg")
     r = export(best, format="onnx", images=images)
     assert _input_hw(r.path) == [IMGSZ, IMGSZ]
     assert r.passed
+    report = caplog.text[caplog.text.index("verify:") :]
+    assert "max |diff|" in report and "agreeing" in report and "ms/image" in report
+
+
+def test_images_argument(tmp_path, data_yaml):
+    pt = _plain_student(tmp_path / "plain.pt")
+    one = next((Path(data_yaml).parent / "images" / "val").glob("*.jpg"))
+    assert export(pt, format="onnx", images=one).passed  # a single file
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DistillError, match="images=") as e:
+        export(pt, format="onnx", images=tmp_path / "empty")
+    assert "\n" not in str(e.value)
 
 
 def test_verify_false_skips_verification(tmp_path, monkeypatch):

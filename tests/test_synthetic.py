@@ -79,32 +79,57 @@ def test_generate_replaces_existing_root(tmp_path):
 def test_builtin_generates_once_then_reuses(tmp_path, monkeypatch):
     monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, **SMALL})
     calls = []
-    real_generate = synthetic.generate
+    real_build = synthetic._build
 
-    def counting_generate(*args, **kwargs):
+    def counting_build(*args, **kwargs):
         calls.append(args)
-        return real_generate(*args, **kwargs)
+        return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(synthetic, "generate", counting_generate)
+    monkeypatch.setattr(synthetic, "_build", counting_build)
     first = synthetic.builtin(cache_dir=tmp_path)
     mtime = first.stat().st_mtime_ns
     second = synthetic.builtin(cache_dir=tmp_path)
 
     assert first == second and len(calls) == 1
     assert second.stat().st_mtime_ns == mtime
-    assert first.parent.parent == tmp_path
+    assert first.parent.parent == tmp_path.resolve()
     assert f"v{synthetic.GENERATOR_VERSION}" in first.parent.name
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.parent.name]
+
+
+def test_builtin_keeps_copy_published_concurrently(tmp_path, monkeypatch):
+    monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, **SMALL})
+    real_build = synthetic._build
+    published = []
+
+    def build_while_another_process_publishes(root, *args, **kwargs):
+        real_build(root, *args, **kwargs).rename(root)  # the other process wins the race
+        published.append((root / "data.yaml", root.stat().st_ino))
+        return real_build(root, *args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "_build", build_while_another_process_publishes)
+    yaml_path = synthetic.builtin(cache_dir=tmp_path)
+
+    # The other process may be training on its copy already: it must stay in place, and ours must not linger.
+    assert published == [(yaml_path, yaml_path.parent.stat().st_ino)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [yaml_path.parent.name]
 
 
 def test_builtin_cache_dir_from_env(tmp_path, monkeypatch):
     monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, **SMALL})
     monkeypatch.setenv("YOLODISTILL_HOME", str(tmp_path))
-    assert synthetic.builtin().parent.parent == tmp_path
+    assert synthetic.builtin().parent.parent == tmp_path.resolve()
     with pytest.raises(ValueError, match="unknown"):
         synthetic.builtin("nope", cache_dir=tmp_path)
 
 
-def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("existing", [False, True])
+def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch, existing):
+    root = tmp_path / "ds"
+    before = {}
+    if existing:
+        synthetic.generate(root, seed=0, **SMALL)
+        before = {p: p.read_bytes() for p in _files(root, "labels")}
     real_imwrite = cv2.imwrite
     written = []
 
@@ -116,6 +141,8 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cv2, "imwrite", failing_imwrite)
     with pytest.raises(KeyboardInterrupt):
-        synthetic.generate(tmp_path / "ds", **SMALL)
+        synthetic.generate(root, seed=1, **SMALL)
     assert len(written) == 4
-    assert list(tmp_path.iterdir()) == []
+    # No temporary sibling survives, and a dataset already at `root` is untouched.
+    assert [p.name for p in tmp_path.iterdir()] == (["ds"] if existing else [])
+    assert {p: p.read_bytes() for p in _files(root, "labels")} == before
