@@ -158,3 +158,31 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['map50_std']:.4f} | {len(r['seeds'])} | {gr} |"
         )
     return "\n".join(lines)
+
+
+def use_all_cores() -> None:
+    """Train on every core, as `yolodistill demo` does (Ultralytics keeps one free on CPU), for every variant alike."""
+    from ultralytics.utils import torch_utils
+
+    torch_utils.NUM_THREADS = os.cpu_count() or 1  # read by select_device() whenever a trainer or validator starts
+
+
+def bar_chart(rows: list[dict[str, Any]], reference: float, name: str, title: str) -> Path:
+    """benchmarks/results/<name>.png: mean mAP50-95 ± std per method, the reference (teacher) as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 2, 4), tight_layout=True)
+    labels = [r["method"] + (f"\ndis={r['dis']}" if "dis" in r else "") for r in rows]
+    ax.bar(labels, [r["map50_95_mean"] for r in rows], yerr=[r["map50_95_std"] for r in rows], capsize=4)
+    ax.axhline(reference, ls="--", c="k", label=f"reference {reference:.3f}")
+    ax.set_ylabel("mAP50-95")
+    ax.set_title(title)
+    ax.legend()
+    ax.tick_params(axis="x", labelsize=8)
+    path = RESULTS / f"{name}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

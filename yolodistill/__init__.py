@@ -3,7 +3,8 @@
 __version__ = "0.1.0"
 
 from .api import DistillResult, distill
+from .exporter import ExportResult, export
 from .trainer import DistillationTrainer
 from .utils import DistillError
 
-__all__ = ["DistillError", "DistillResult", "DistillationTrainer", "__version__", "distill"]
+__all__ = ["DistillError", "DistillResult", "DistillationTrainer", "ExportResult", "__version__", "distill", "export"]

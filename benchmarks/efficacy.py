@@ -1,0 +1,84 @@
+"""Accuracy gain and gap recovery on the built-in dataset (or any data yaml), side by side with Ultralytics' built-in.
+
+A YOLOv8s teacher is trained once with plain Ultralytics (cached, the same one `yolodistill demo` uses); then, for each
+seed and with identical settings: the YOLOv8n student alone, each bundled recipe, and Ultralytics' `distill_model`
+with its default `dis` plus a small `dis` sweep. Reports mAP50 / mAP50-95 mean ± std and gap recovery
+GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP50-95.
+
+    python benchmarks/efficacy.py --quick   # 1 seed, half the train images, 6 epochs: ~10 min on 2 CPU cores
+    python benchmarks/efficacy.py           # 3 seeds, 10 epochs, dis sweep 2/6/20: ~2.5 h on 2 CPU cores (estimate)
+
+Writes benchmarks/results/efficacy.json and efficacy.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import common
+from common import gap_recovery, row, table, train, validate, write_json
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--data", default="synthetic", help="data yaml or datasets.yaml name")
+    p.add_argument("--teacher", default="yolov8s.yaml", help="teacher yaml (trained here, cached) or a trained .pt")
+    p.add_argument("--teacher-epochs", type=int, default=10)
+    p.add_argument("--student", default="yolov8n.yaml")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--imgsz", type=int, default=160)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--recipes", nargs="+", default=["cwd", "mimic", "cwd_mimic"])
+    p.add_argument("--dis", type=float, nargs="+", default=None, help="Ultralytics dis values (default 6.0 first)")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    from yolodistill.data import resolve_data
+    from yolodistill.demo import teacher_checkpoint
+
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    dis = args.dis or ([6.0] if args.quick else [6.0, 2.0, 20.0])
+    epochs = args.epochs or (6 if args.quick else 10)
+    run = dict(
+        epochs=epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, fraction=0.5 if args.quick else 1.0
+    )
+    data = resolve_data(args.data)
+    common.use_all_cores()
+    shared = dict(imgsz=args.imgsz, batch=args.batch, device=args.device, seed=0, workers=0)
+    t_pt = (
+        args.teacher
+        if args.teacher.endswith(".pt")
+        else teacher_checkpoint(args.teacher, data, args.teacher_epochs, **shared)
+    )
+    teacher = {
+        "model": args.teacher,
+        "epochs": args.teacher_epochs,
+        "checkpoint": str(t_pt),
+        **validate(t_pt, data, run),
+    }
+
+    methods = [("student", "student", {}), *((f"yolodistill:{r}", "yolodistill", {"recipe": r}) for r in args.recipes)]
+    methods += [("ultralytics:distill_model", "ultralytics", {"dis": d}) for d in dis]
+    rows = []
+    for name, kind, extra in methods:
+        runs = [{"seed": s, **train(kind, args.student, data, t_pt, name=f"eff-{name}-{extra}-{s}".replace(":", "_"),
+                                    seed=s, **run, **extra)} for s in seeds]  # fmt: skip
+        default = name == "yolodistill:cwd_mimic" or extra.get("dis") == 6.0
+        rows.append(row(name, default, runs, **({"dis": extra["dis"]} if "dis" in extra else {})))
+    student = rows[0]["map50_95_mean"]
+    for r in rows[1:]:
+        r["gap_recovery"] = gap_recovery(r["map50_95_mean"], student, teacher["map50_95"])
+    mode = "quick" if args.quick else "full"
+    write_json("efficacy", {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data}, "teacher": teacher,
+                            "rows": rows})  # fmt: skip
+    common.bar_chart(rows, teacher["map50_95"], "efficacy", f"{args.student} on {args.data}, {epochs} epochs ({mode})")
+    print(f"teacher {args.teacher}: mAP50-95 {teacher['map50_95']:.4f}\n{table(rows)}")
+
+
+if __name__ == "__main__":
+    main()

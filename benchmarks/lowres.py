@@ -1,0 +1,78 @@
+"""Lower-resolution student: ½-resolution student alone vs distilled from the full-resolution teacher, against the
+full-resolution student. GR = (mAP_distilled_low − mAP_student_low) / (mAP_student_full − mAP_student_low).
+
+    python benchmarks/lowres.py --quick   # 1 seed, half the train images, 6 epochs, 160 → 80 px: ~6 min on 2 CPU cores
+    python benchmarks/lowres.py           # 3 seeds, 10 epochs: ~1 h on 2 CPU cores (estimate)
+
+Writes benchmarks/results/lowres.json and lowres.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import common
+from common import gap_recovery, row, table, train, validate, write_json
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--data", default="synthetic")
+    p.add_argument("--teacher", default="yolov8s.yaml")
+    p.add_argument("--teacher-epochs", type=int, default=10)
+    p.add_argument("--student", default="yolov8n.yaml")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--imgsz", type=int, default=160, help="full resolution (teacher and full-resolution student)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--recipe", default="lowres")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    from yolodistill.data import resolve_data
+    from yolodistill.demo import teacher_checkpoint
+
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    epochs = args.epochs or (6 if args.quick else 10)
+    full, low = args.imgsz, args.imgsz // 2
+    run = dict(epochs=epochs, batch=args.batch, device=args.device, fraction=0.5 if args.quick else 1.0)
+    data = resolve_data(args.data)
+    common.use_all_cores()
+    shared = dict(imgsz=full, batch=args.batch, device=args.device, seed=0, workers=0)
+    t_pt = (
+        args.teacher
+        if args.teacher.endswith(".pt")
+        else teacher_checkpoint(args.teacher, data, args.teacher_epochs, **shared)
+    )
+    teacher = {
+        "model": args.teacher,
+        "checkpoint": str(t_pt),
+        "imgsz": full,
+        **validate(t_pt, data, {**run, "imgsz": full}),
+    }
+
+    variants = [
+        (f"student@{full}", "student", {"imgsz": full}),
+        (f"student@{low}", "student", {"imgsz": low}),
+        (f"yolodistill:{args.recipe}@{low}<-{full}", "yolodistill", {"imgsz": low, "teacher_imgsz": full,
+                                                                      "recipe": args.recipe}),
+    ]  # fmt: skip
+    rows = []
+    for name, kind, extra in variants:
+        runs = [{"seed": s, **train(kind, args.student, data, t_pt, name=f"lowres-{name}-{s}".replace(":", "_"),
+                                    seed=s, **run, **extra)} for s in seeds]  # fmt: skip
+        rows.append(row(name, kind == "yolodistill", runs, imgsz=extra["imgsz"]))
+    rows[2]["gap_recovery"] = gap_recovery(rows[2]["map50_95_mean"], rows[1]["map50_95_mean"], rows[0]["map50_95_mean"])
+    mode = "quick" if args.quick else "full"
+    write_json("lowres", {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data, "imgsz": full},
+                          "teacher": teacher, "rows": rows})  # fmt: skip
+    common.bar_chart(rows, rows[0]["map50_95_mean"], "lowres", f"{args.student}: {low} px vs {full} px ({mode})")
+    print(f"teacher {args.teacher}@{full}: mAP50-95 {teacher['map50_95']:.4f}\n{table(rows)}")
+
+
+if __name__ == "__main__":
+    main()
