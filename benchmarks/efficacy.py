@@ -66,8 +66,11 @@ def main() -> None:
     methods += [("ultralytics:distill_model", "ultralytics", {"dis": d}) for d in dis]
     rows = []
     for name, kind, extra in methods:
-        runs = [{"seed": s, **train(kind, args.student, data, t_pt, name=f"eff-{name}-{extra}-{s}".replace(":", "_"),
-                                    seed=s, **run, **extra)} for s in seeds]  # fmt: skip
+        label = name.replace(":", "_") + (f"-dis{extra['dis']:g}" if "dis" in extra else "")
+        runs = [
+            {"seed": s, **train(kind, args.student, data, t_pt, name=f"eff-{label}-s{s}", seed=s, **run, **extra)}
+            for s in seeds
+        ]
         default = name == "yolodistill:cwd_mimic" or extra.get("dis") == 6.0
         rows.append(row(name, default, runs, **({"dis": extra["dis"]} if "dis" in extra else {})))
     student = rows[0]["map50_95_mean"]

@@ -63,8 +63,11 @@ def main() -> None:
     ]  # fmt: skip
     rows = []
     for name, kind, extra in variants:
-        runs = [{"seed": s, **train(kind, args.student, data, t_pt, name=f"lowres-{name}-{s}".replace(":", "_"),
-                                    seed=s, **run, **extra)} for s in seeds]  # fmt: skip
+        label = name.replace(":", "_").replace("<-", "_from_")
+        runs = [
+            {"seed": s, **train(kind, args.student, data, t_pt, name=f"lowres-{label}-s{s}", seed=s, **run, **extra)}
+            for s in seeds
+        ]
         rows.append(row(name, kind == "yolodistill", runs, imgsz=extra["imgsz"]))
     rows[2]["gap_recovery"] = gap_recovery(rows[2]["map50_95_mean"], rows[1]["map50_95_mean"], rows[0]["map50_95_mean"])
     mode = "quick" if args.quick else "full"

@@ -21,7 +21,7 @@ from .synthetic import GENERATOR_VERSION
 from .trainer import DistillationTrainer
 from .utils import cache_home
 
-DEMO = dict(teacher="yolov8s.yaml", student="yolov8n.yaml", data="synthetic", imgsz=160, batch=16)
+DEMO = dict(teacher="yolov8s.yaml", student="yolov8n.yaml", data="synthetic", imgsz=128, batch=16)
 DEMO.update(epochs=10, teacher_epochs=10, seed=0, device="cpu", workers=0)
 
 
