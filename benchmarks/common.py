@@ -6,10 +6,8 @@ import os
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported: never reach the network
 
-import hashlib
 import json
 import platform
-import shutil
 import statistics
 import sys
 import time
@@ -85,19 +83,18 @@ def random_checkpoint(cfg: str, names: list[str], path: Path, seed: int = 0) -> 
     return path
 
 
-def teacher(cfg: str, data: str, epochs: int, **args: Any) -> tuple[Path, dict[str, Any]]:
-    """A teacher trained with plain Ultralytics, cached under $BENCH_CACHE by its settings; and its own metrics."""
-    if cfg.endswith(".pt"):  # a given checkpoint
-        return Path(cfg), {"checkpoint": cfg, **validate(cfg, data, args)}
-    key = json.dumps([cfg, data, Path(data).read_bytes().hex(), epochs, args], sort_keys=True, default=str)
-    path = CACHE / f"teacher-{Path(cfg).stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt"
-    info = path.with_suffix(".json")
-    if not (path.exists() and info.exists()):
-        t0 = time.time()
-        result = train("student", cfg, data, name=f"teacher-{path.stem}", epochs=epochs, **args)
-        shutil.copyfile(result.pop("best"), path)
-        info.write_text(json.dumps({"config": cfg, "epochs": epochs, "train_time_s": time.time() - t0, **result}))
-    return path, {"checkpoint": str(path), **json.loads(info.read_text())}
+def teacher(args: Any, data: str) -> tuple[Path, dict[str, Any]]:
+    """`args.teacher` as given (a .pt), or the YOLOv8s-style teacher `yolodistill demo` trains and caches for these
+    settings (trained here when missing); with its own mAP on the validation split."""
+    from yolodistill.demo import teacher_checkpoint
+
+    shared = dict(imgsz=args.imgsz, batch=args.batch, device=args.device, seed=0, workers=0)
+    if args.teacher.endswith(".pt"):
+        path = Path(args.teacher)
+    else:
+        path = teacher_checkpoint(args.teacher, data, args.teacher_epochs, **shared)
+    info = {"model": args.teacher, "epochs": args.teacher_epochs, "imgsz": args.imgsz, "checkpoint": str(path)}
+    return path, {**info, **validate(path, data, shared)}
 
 
 def validate(weights: str | Path, data: str, args: dict[str, Any]) -> dict[str, float]:

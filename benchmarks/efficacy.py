@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 import common
-from common import gap_recovery, row, table, train, validate, write_json
+from common import gap_recovery, row, table, train, write_json
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,7 +39,6 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from yolodistill.data import resolve_data
-    from yolodistill.demo import teacher_checkpoint
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     dis = args.dis or ([6.0] if args.quick else [6.0, 2.0, 20.0])
@@ -49,18 +48,7 @@ def main() -> None:
     )
     data = resolve_data(args.data)
     common.use_all_cores()
-    shared = dict(imgsz=args.imgsz, batch=args.batch, device=args.device, seed=0, workers=0)
-    t_pt = (
-        args.teacher
-        if args.teacher.endswith(".pt")
-        else teacher_checkpoint(args.teacher, data, args.teacher_epochs, **shared)
-    )
-    teacher = {
-        "model": args.teacher,
-        "epochs": args.teacher_epochs,
-        "checkpoint": str(t_pt),
-        **validate(t_pt, data, run),
-    }
+    t_pt, teacher = common.teacher(args, data)
 
     methods = [("student", "student", {}), *((f"yolodistill:{r}", "yolodistill", {"recipe": r}) for r in args.recipes)]
     methods += [("ultralytics:distill_model", "ultralytics", {"dis": d}) for d in dis]

@@ -1,7 +1,7 @@
 """Lower-resolution student: ½-resolution student alone vs distilled from the full-resolution teacher, against the
 full-resolution student. GR = (mAP_distilled_low − mAP_student_low) / (mAP_student_full − mAP_student_low).
 
-    python benchmarks/lowres.py --quick   # 1 seed, half the train images, 6 epochs, 160 → 80 px: ~6 min on 2 CPU cores
+    python benchmarks/lowres.py --quick   # 1 seed, half the train images, 6 epochs, 128 → 64 px: ~6 min on 2 CPU cores
     python benchmarks/lowres.py           # 3 seeds, 10 epochs: ~1 h on 2 CPU cores (estimate)
 
 Writes benchmarks/results/lowres.json and lowres.png.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 import common
-from common import gap_recovery, row, table, train, validate, write_json
+from common import gap_recovery, row, table, train, write_json
 
 
 def parse_args() -> argparse.Namespace:
@@ -23,7 +23,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--teacher-epochs", type=int, default=10)
     p.add_argument("--student", default="yolov8n.yaml")
     p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--imgsz", type=int, default=160, help="full resolution (teacher and full-resolution student)")
+    p.add_argument("--imgsz", type=int, default=128, help="full resolution; half of it a multiple of 32")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
@@ -34,26 +34,16 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from yolodistill.data import resolve_data
-    from yolodistill.demo import teacher_checkpoint
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     epochs = args.epochs or (6 if args.quick else 10)
     full, low = args.imgsz, args.imgsz // 2
+    if low % 32:
+        raise SystemExit(f"--imgsz {full}: half of it must be a multiple of the stride 32 (e.g. 128, 192, 256, 640)")
     run = dict(epochs=epochs, batch=args.batch, device=args.device, fraction=0.5 if args.quick else 1.0)
     data = resolve_data(args.data)
     common.use_all_cores()
-    shared = dict(imgsz=full, batch=args.batch, device=args.device, seed=0, workers=0)
-    t_pt = (
-        args.teacher
-        if args.teacher.endswith(".pt")
-        else teacher_checkpoint(args.teacher, data, args.teacher_epochs, **shared)
-    )
-    teacher = {
-        "model": args.teacher,
-        "checkpoint": str(t_pt),
-        "imgsz": full,
-        **validate(t_pt, data, {**run, "imgsz": full}),
-    }
+    t_pt, teacher = common.teacher(args, data)
 
     variants = [
         (f"student@{full}", "student", {"imgsz": full}),
