@@ -8,14 +8,20 @@ GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP
     python benchmarks/efficacy.py --quick   # 1 seed, half the train images, 6 epochs: ~10 min on 2 CPU cores
     python benchmarks/efficacy.py           # 3 seeds, 10 epochs, dis sweep 2/6/20: ~2.5 h on 2 CPU cores (estimate)
 
+A recipe may carry overrides of its keys, which is how the defaults are tuned (`--dis` with no value skips Ultralytics):
+
+    python benchmarks/efficacy.py --imgsz 128 --seeds 0 --out sweep --dis --recipes cwd_mimic cwd_mimic:cwd=10,mimic=0
+
 Writes benchmarks/results/efficacy.json and efficacy.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 
 import common
+import yaml
 from common import gap_recovery, row, table, train, write_json
 
 
@@ -31,9 +37,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--recipes", nargs="+", default=["cwd", "mimic", "cwd_mimic"])
-    p.add_argument("--dis", type=float, nargs="+", default=None, help="Ultralytics dis values (default 6.0 first)")
+    p.add_argument("--fraction", type=float, default=None, help="share of the train images (default 0.5 quick, 1 full)")
+    p.add_argument("--recipes", nargs="+", default=["cwd", "mimic", "cwd_mimic"], help="name or name:key=value,...")
+    p.add_argument("--dis", type=float, nargs="*", default=None, help="Ultralytics dis values (default 6.0 first)")
+    p.add_argument("--out", default="efficacy", help="name of the JSON/PNG written to benchmarks/results/")
     return p.parse_args()
+
+
+def recipe_spec(spec: str) -> dict:
+    """'cwd_mimic' → {'recipe': 'cwd_mimic'}; 'cwd_mimic:cwd=10,mimic=0' adds those recipe keys as train args."""
+    name, _, rest = spec.partition(":")
+    return {"recipe": name, **{k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in rest.split(",") if kv)}}
 
 
 def main() -> None:
@@ -41,20 +55,24 @@ def main() -> None:
     from yolodistill.data import resolve_data
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    dis = args.dis or ([6.0] if args.quick else [6.0, 2.0, 20.0])
+    dis = ([6.0] if args.quick else [6.0, 2.0, 20.0]) if args.dis is None else args.dis
     epochs = args.epochs or (6 if args.quick else 10)
     run = dict(
-        epochs=epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, fraction=0.5 if args.quick else 1.0
+        epochs=epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        device=args.device,
+        fraction=args.fraction or (0.5 if args.quick else 1.0),
     )
     data = resolve_data(args.data)
     common.use_all_cores()
     t_pt, teacher = common.teacher(args, data)
 
-    methods = [("student", "student", {}), *((f"yolodistill:{r}", "yolodistill", {"recipe": r}) for r in args.recipes)]
+    methods = [("student", "student", {}), *((f"yolodistill:{r}", "yolodistill", recipe_spec(r)) for r in args.recipes)]
     methods += [("ultralytics:distill_model", "ultralytics", {"dis": d}) for d in dis]
     rows = []
     for name, kind, extra in methods:
-        label = name.replace(":", "_") + (f"-dis{extra['dis']:g}" if "dis" in extra else "")
+        label = re.sub(r"[^\w.-]+", "_", name) + (f"-dis{extra['dis']:g}" if "dis" in extra else "")
         runs = [
             {"seed": s, **train(kind, args.student, data, t_pt, name=f"eff-{label}-s{s}", seed=s, **run, **extra)}
             for s in seeds
@@ -65,9 +83,9 @@ def main() -> None:
     for r in rows[1:]:
         r["gap_recovery"] = gap_recovery(r["map50_95_mean"], student, teacher["map50_95"])
     mode = "quick" if args.quick else "full"
-    write_json("efficacy", {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data}, "teacher": teacher,
+    write_json(args.out, {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data}, "teacher": teacher,
                             "rows": rows})  # fmt: skip
-    common.bar_chart(rows, teacher["map50_95"], "efficacy", f"{args.student} on {args.data}, {epochs} epochs ({mode})")
+    common.bar_chart(rows, teacher["map50_95"], args.out, f"{args.student} on {args.data}, {epochs} epochs ({mode})")
     print(f"teacher {args.teacher}: mAP50-95 {teacher['map50_95']:.4f}\n{table(rows)}")
 
 
