@@ -172,7 +172,10 @@ def bar_chart(rows: list[dict[str, Any]], reference: float, name: str, title: st
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 2, 4), tight_layout=True)
-    labels = [r["method"] + (f"\ndis={r['dis']}" if "dis" in r else "") for r in rows]
+    # one line per method part and recipe override, so long names do not run into each other
+    labels = [
+        r["method"].replace(":", "\n").replace(",", "\n") + (f"\ndis={r['dis']}" if "dis" in r else "") for r in rows
+    ]
     ax.bar(labels, [r["map50_95_mean"] for r in rows], yerr=[r["map50_95_std"] for r in rows], capsize=4)
     ax.axhline(reference, ls="--", c="k", label=f"reference {reference:.3f}")
     ax.set_ylabel("mAP50-95")
