@@ -1,8 +1,8 @@
 """Lower-resolution student: ½-resolution student alone vs distilled from the full-resolution teacher, against the
 full-resolution student. GR = (mAP_distilled_low − mAP_student_low) / (mAP_student_full − mAP_student_low).
 
-    python benchmarks/lowres.py --quick   # 1 seed, half the train images, 6 epochs, 128 → 64 px: ~6 min on 2 CPU cores
-    python benchmarks/lowres.py           # 3 seeds, 10 epochs: ~1 h on 2 CPU cores (estimate)
+    python benchmarks/lowres.py --quick   # 1 seed, half the train images, 6 epochs, 128 → 64 px: ~2 min on 2 CPU cores
+    python benchmarks/lowres.py           # 3 seeds, 10 epochs: ~30 min on 2 CPU cores (one seed took 11.5 min)
 
 Writes benchmarks/results/lowres.json and lowres.png.
 """
