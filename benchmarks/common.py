@@ -107,21 +107,22 @@ def validate(weights: str | Path, data: str, args: dict[str, Any]) -> dict[str, 
 
 
 def train(method: str, model: str, data: str, teacher: str | Path | None = None, **args: Any) -> dict[str, Any]:
-    """One training run. `method`: "student" (plain Ultralytics), "yolodistill" (recipe etc. in args) or
-    "ultralytics" (its built-in distill_model, `dis` in args). Returns mAP50, mAP50-95, wall time and best.pt."""
+    """One training run on every CPU core, as `yolodistill demo` trains. `method`: "student" (plain Ultralytics),
+    "yolodistill" (recipe etc. in args) or "ultralytics" (its built-in distill_model, `dis` in args). Returns mAP50,
+    mAP50-95, wall time and best.pt."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     from yolodistill import DistillationTrainer
+    from yolodistill.demo import train_on_all_cores
 
+    cls, extra = {
+        "student": (DetectionTrainer, {}),
+        "yolodistill": (DistillationTrainer, {"teacher": str(teacher)}),
+        "ultralytics": (DetectionTrainer, {"distill_model": str(teacher)}),
+    }[method]
     args = {"project": str(RUNS), "exist_ok": True, "plots": False, "workers": 0, **args}
     t0 = time.time()
-    if method == "yolodistill":
-        trainer = DistillationTrainer(overrides={"model": model, "data": data, "teacher": str(teacher), **args})
-    elif method == "ultralytics":
-        trainer = DetectionTrainer(overrides={"model": model, "data": data, "distill_model": str(teacher), **args})
-    else:
-        trainer = DetectionTrainer(overrides={"model": model, "data": data, **args})
-    trainer.train()
+    trainer = train_on_all_cores(cls, model=model, data=data, **extra, **args)
     box = trainer.validator.metrics.box
     return {"map50": float(box.map50), "map50_95": float(box.map), "time_s": time.time() - t0, "best": trainer.best}
 
@@ -155,13 +156,6 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['map50_std']:.4f} | {len(r['seeds'])} | {gr} |"
         )
     return "\n".join(lines)
-
-
-def use_all_cores() -> None:
-    """Train on every core, as `yolodistill demo` does (Ultralytics keeps one free on CPU), for every variant alike."""
-    from ultralytics.utils import torch_utils
-
-    torch_utils.NUM_THREADS = os.cpu_count() or 1  # read by select_device() whenever a trainer or validator starts
 
 
 def bar_chart(rows: list[dict[str, Any]], reference: float, name: str, title: str) -> Path:

@@ -65,7 +65,6 @@ def main() -> None:
         fraction=args.fraction or (0.5 if args.quick else 1.0),
     )
     data = resolve_data(args.data)
-    common.use_all_cores()
     t_pt, teacher = common.teacher(args, data)
 
     methods = [("student", "student", {}), *((f"yolodistill:{r}", "yolodistill", recipe_spec(r)) for r in args.recipes)]

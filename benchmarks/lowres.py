@@ -42,7 +42,6 @@ def main() -> None:
         raise SystemExit(f"--imgsz {full}: half of it must be a multiple of the stride 32 (e.g. 128, 192, 256, 640)")
     run = dict(epochs=epochs, batch=args.batch, device=args.device, fraction=0.5 if args.quick else 1.0)
     data = resolve_data(args.data)
-    common.use_all_cores()
     t_pt, teacher = common.teacher(args, data)
 
     variants = [

@@ -32,7 +32,8 @@ def _use_all_cores(trainer) -> None:
         torch.set_num_threads(os.cpu_count() or 1)
 
 
-def _train(trainer_cls: type, **overrides: Any):
+def train_on_all_cores(trainer_cls: type, **overrides: Any):
+    """`trainer_cls(overrides=overrides).train()` with torch on every CPU core; returns the trainer."""
     trainer = trainer_cls(overrides=overrides)
     trainer.add_callback("on_train_start", _use_all_cores)
     trainer.train()
@@ -44,7 +45,7 @@ def teacher_checkpoint(cfg: str, data: str, epochs: int, **args: Any) -> Path:
     key = f"{cfg}|{data}|{epochs}|{args['imgsz']}|{args['seed']}|{GENERATOR_VERSION}"
     cached = cache_home() / "teachers" / f"{Path(cfg).stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
     if not cached.exists():
-        trainer = _train(DetectionTrainer, model=cfg, data=data, name="teacher", epochs=epochs, **args)
+        trainer = train_on_all_cores(DetectionTrainer, model=cfg, data=data, name="teacher", epochs=epochs, **args)
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp")
         shutil.copyfile(trainer.best, tmp)
@@ -62,8 +63,8 @@ def run_demo(recipe: str = DEFAULT_RECIPE, project: str = "runs/demo", **overrid
     common = {**cfg, "project": str(Path(project).resolve()), "exist_ok": True, "plots": False}
     teacher_args = {k: v for k, v in common.items() if k != "epochs"}
     teacher = teacher_checkpoint(teacher_cfg, data, teacher_epochs, **teacher_args)
-    student = _train(DetectionTrainer, model=student_cfg, data=data, name="student", **common)
-    distilled = _train(
+    student = train_on_all_cores(DetectionTrainer, model=student_cfg, data=data, name="student", **common)
+    distilled = train_on_all_cores(
         DistillationTrainer,
         teacher=str(teacher),
         model=student_cfg,
