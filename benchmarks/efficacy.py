@@ -12,7 +12,7 @@ A recipe may carry overrides of its keys, which is how the defaults are tuned (`
 
     python benchmarks/efficacy.py --imgsz 128 --seeds 0 --out sweep --dis --recipes cwd_mimic cwd_mimic:cwd=10,mimic=0
 
-Writes benchmarks/results/efficacy.json and efficacy.png.
+Writes benchmarks/results/efficacy.json and efficacy.png (efficacy_quick.* with --quick).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--fraction", type=float, default=None, help="share of the train images (default 0.5 quick, 1 full)")
     p.add_argument("--recipes", nargs="+", default=["cwd", "mimic", "cwd_mimic"], help="name or name:key=value,...")
     p.add_argument("--dis", type=float, nargs="*", default=None, help="Ultralytics dis values (default 6.0 first)")
-    p.add_argument("--out", default="efficacy", help="name of the JSON/PNG written to benchmarks/results/")
+    p.add_argument("--out", default=None, help="name of the JSON/PNG in benchmarks/results/ (efficacy[_quick])")
     return p.parse_args()
 
 
@@ -53,6 +53,7 @@ def recipe_spec(spec: str) -> dict:
 def main() -> None:
     args = parse_args()
     from yolodistill.data import resolve_data
+    from yolodistill.recipes import DEFAULT_RECIPE
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     dis = ([6.0] if args.quick else [6.0, 2.0, 20.0]) if args.dis is None else args.dis
@@ -76,17 +77,16 @@ def main() -> None:
             {"seed": s, **train(kind, args.student, data, t_pt, name=f"eff-{label}-s{s}", seed=s, **run, **extra)}
             for s in seeds
         ]
-        default = name == "yolodistill:cwd_mimic" or extra.get("dis") == 6.0
+        default = extra == {"recipe": DEFAULT_RECIPE} or extra.get("dis") == 6.0
         rows.append(row(name, default, runs, **({"dis": extra["dis"]} if "dis" in extra else {})))
     student = rows[0]["map50_95_mean"]
     for r in rows[1:]:
         r["gap_recovery"] = gap_recovery(r["map50_95_mean"], student, teacher["map50_95"])
     mode = "quick" if args.quick else "full"
-    write_json(args.out, {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data}, "teacher": teacher,
-                            "rows": rows})  # fmt: skip
-    common.bar_chart(
-        rows, teacher["map50_95"], args.out, f"{args.student} on {args.data}, {epochs} epochs, seeds {seeds}"
-    )
+    out = args.out or ("efficacy_quick" if args.quick else "efficacy")  # a smoke test never overwrites the full run
+    write_json(out, {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data}, "teacher": teacher,
+                     "rows": rows})  # fmt: skip
+    common.bar_chart(rows, teacher["map50_95"], out, f"{args.student} on {args.data}, {epochs} epochs, seeds {seeds}")
     print(f"teacher {args.teacher}: mAP50-95 {teacher['map50_95']:.4f}\n{table(rows)}")
 
 

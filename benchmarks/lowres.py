@@ -4,7 +4,7 @@ full-resolution student. GR = (mAP_distilled_low − mAP_student_low) / (mAP_stu
     python benchmarks/lowres.py --quick   # 1 seed, half the train images, 6 epochs, 128 → 64 px: ~2 min on 2 CPU cores
     python benchmarks/lowres.py           # 3 seeds, 10 epochs: ~30 min on 2 CPU cores (one seed took 11.5 min)
 
-Writes benchmarks/results/lowres.json and lowres.png.
+Writes benchmarks/results/lowres.json and lowres.png (lowres_quick.* with --quick).
 """
 
 from __future__ import annotations
@@ -60,9 +60,10 @@ def main() -> None:
         rows.append(row(name, kind == "yolodistill", runs, imgsz=extra["imgsz"]))
     rows[2]["gap_recovery"] = gap_recovery(rows[2]["map50_95_mean"], rows[1]["map50_95_mean"], rows[0]["map50_95_mean"])
     mode = "quick" if args.quick else "full"
-    write_json("lowres", {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data, "imgsz": full},
-                          "teacher": teacher, "rows": rows})  # fmt: skip
-    common.bar_chart(rows, rows[0]["map50_95_mean"], "lowres", f"{args.student}: {low} px vs {full} px ({mode})")
+    out = "lowres_quick" if args.quick else "lowres"  # a smoke test never overwrites the full run
+    write_json(out, {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data, "imgsz": full},
+                     "teacher": teacher, "rows": rows})  # fmt: skip
+    common.bar_chart(rows, rows[0]["map50_95_mean"], out, f"{args.student}: {low} px vs {full} px ({mode})")
     print(f"teacher {args.teacher}@{full}: mAP50-95 {teacher['map50_95']:.4f}\n{table(rows)}")
 
 
