@@ -18,7 +18,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's yolodistill, installed or not
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("BENCH_RESULTS", ROOT / "benchmarks" / "results"))  # tests write elsewhere
 CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/bench_cache"))
 RUNS = Path(os.environ.get("BENCH_RUNS", "/tmp/bench_runs"))
 

@@ -1,0 +1,83 @@
+"""The benchmark scripts end to end at toy size (their figures are meaningless here; their arithmetic and output are
+what is checked), and the helpers behind README's gap-recovery figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import IMGSZ
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+import efficacy  # noqa: E402
+
+
+def test_gap_recovery_and_rows():
+    assert common.gap_recovery(0.02, 0.01, 0.05) == pytest.approx(0.25)
+    assert common.gap_recovery(0.005, 0.01, 0.05) == pytest.approx(-0.125)
+    assert common.gap_recovery(0.02, 0.03, 0.03) is None  # no gap to recover
+    runs = [{"seed": s, "map50": m50, "map50_95": m, "time_s": 1.0} for s, m50, m in [(0, 0.3, 0.1), (1, 0.5, 0.3)]]
+    r = common.row("yolodistill:cwd", True, runs)
+    assert (r["map50_95_mean"], r["map50_mean"], r["seeds"]) == (pytest.approx(0.2), pytest.approx(0.4), [0, 1])
+    assert r["map50_95_std"] == pytest.approx(2**0.5 * 0.1)  # sample standard deviation
+
+
+def test_recipe_spec():
+    assert efficacy.recipe_spec("cwd_mimic") == {"recipe": "cwd_mimic"}
+    assert efficacy.recipe_spec("cwd_mimic:cwd=0.3,mimic=0,adapter=conv_bn") == {
+        "recipe": "cwd_mimic",
+        "cwd": 0.3,
+        "mimic": 0,
+        "adapter": "conv_bn",
+    }
+
+
+def run_script(name: str, tmp_path: Path, *args: str) -> dict:
+    env = {**os.environ, "BENCH_RESULTS": str(tmp_path / "results"), "BENCH_RUNS": str(tmp_path / "runs")}
+    env["BENCH_CACHE"] = str(tmp_path / "cache")
+    subprocess.run([sys.executable, str(BENCH / name), *args], env=env, check=True, capture_output=True)
+    out = args[args.index("--out") + 1] if "--out" in args else Path(name).stem
+    return json.loads((tmp_path / "results" / f"{out}.json").read_text())
+
+
+def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
+    result = run_script(
+        "efficacy.py", tmp_path, "--data", str(data_yaml), "--teacher", str(teacher_pt), "--imgsz", str(IMGSZ),
+        "--epochs", "1", "--batch", "8", "--seeds", "0", "1", "--recipes", "cwd:cwd=2", "--dis", "6",
+        "--out", "smoke",
+    )  # fmt: skip
+    rows = {(r["method"], r.get("dis")): r for r in result["rows"]}
+    assert list(rows) == [
+        ("student", None),
+        ("yolodistill:cwd:cwd=2", None),
+        ("ultralytics:distill_model", 6.0),
+    ]
+    assert [r["default"] for r in rows.values()] == [False, False, True]  # a recipe with overrides is not the default
+    assert all(r["seeds"] == [0, 1] and len(r["per_seed"]) == 2 for r in rows.values())
+    student, teacher = rows[("student", None)]["map50_95_mean"], result["teacher"]["map50_95"]
+    for r in result["rows"][1:]:
+        assert r["gap_recovery"] == common.gap_recovery(r["map50_95_mean"], student, teacher)
+    assert (tmp_path / "results" / "smoke.png").stat().st_size > 0
+    recipe = yaml.safe_load((tmp_path / "runs" / "eff-yolodistill_cwd_cwd_2-s1" / "distill.yaml").read_text())["recipe"]
+    assert recipe["cwd"] == 2.0 and recipe["mimic"] == 0.0  # the override reached the trainer
+
+
+def test_overhead_script(tmp_path, data_yaml):
+    result = run_script(
+        "overhead.py", tmp_path, "--data", str(data_yaml), "--imgsz", str(IMGSZ), "--batch", "2", "--iters", "2",
+        "--warmup", "1", "--recipes", "cwd_mimic", "--profile-steps", "1",
+    )  # fmt: skip
+    rows = {r["method"]: r for r in result["rows"]}
+    assert list(rows) == ["student", "floor", "yolodistill:cwd_mimic", "ultralytics:distill_model"]
+    assert rows["yolodistill:cwd_mimic"]["default"] and not rows["floor"]["default"]
+    for r in rows.values():
+        assert r["step_s"] > 0 and r["ratio_to_floor"] == pytest.approx(r["step_s"] / rows["floor"]["step_s"])
+    assert result["profile_default_recipe"], "the profiler table of the default recipe is empty"
