@@ -2,7 +2,7 @@
 full-resolution student. GR = (mAP_distilled_low − mAP_student_low) / (mAP_student_full − mAP_student_low).
 
     python benchmarks/lowres.py --quick   # 1 seed, half the train images, 6 epochs, 128 → 64 px: ~2 min on 2 CPU cores
-    python benchmarks/lowres.py           # 3 seeds, 10 epochs: ~30 min on 2 CPU cores (one seed took 11.5 min)
+    python benchmarks/lowres.py           # 3 seeds, 10 epochs: 23 min on 2 CPU cores (measured, teacher cached)
 
 Writes benchmarks/results/lowres.json and lowres.png (lowres_quick.* with --quick).
 """
