@@ -60,6 +60,11 @@ def gap_recovery(distilled: float, low: float, high: float) -> float | None:
     return (distilled - low) / (high - low) if high != low else None
 
 
+def result_name(base: str, quick: bool) -> str:
+    """`base`, or `base_quick` for a --quick run, so a smoke test never overwrites a full run's results."""
+    return f"{base}_quick" if quick else base
+
+
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     """Write benchmarks/results/<name>.json (with the command line and machine added) and return its path."""
     RESULTS.mkdir(parents=True, exist_ok=True)

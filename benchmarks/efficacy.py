@@ -83,7 +83,7 @@ def main() -> None:
     for r in rows[1:]:
         r["gap_recovery"] = gap_recovery(r["map50_95_mean"], student, teacher["map50_95"])
     mode = "quick" if args.quick else "full"
-    out = args.out or ("efficacy_quick" if args.quick else "efficacy")  # a smoke test never overwrites the full run
+    out = args.out or common.result_name("efficacy", args.quick)
     write_json(out, {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data}, "teacher": teacher,
                      "rows": rows})  # fmt: skip
     common.bar_chart(rows, teacher["map50_95"], out, f"{args.student} on {args.data}, {epochs} epochs, seeds {seeds}")

@@ -60,7 +60,7 @@ def main() -> None:
         rows.append(row(name, kind == "yolodistill", runs, imgsz=extra["imgsz"]))
     rows[2]["gap_recovery"] = gap_recovery(rows[2]["map50_95_mean"], rows[1]["map50_95_mean"], rows[0]["map50_95_mean"])
     mode = "quick" if args.quick else "full"
-    out = "lowres_quick" if args.quick else "lowres"  # a smoke test never overwrites the full run
+    out = common.result_name("lowres", args.quick)
     write_json(out, {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data, "imgsz": full},
                      "teacher": teacher, "rows": rows})  # fmt: skip
     common.bar_chart(rows, rows[0]["map50_95_mean"], out, f"{args.student}: {low} px vs {full} px ({mode})")

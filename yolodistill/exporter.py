@@ -54,10 +54,9 @@ def export(
     glob; default the checkpoint's val images when its data yaml exists here, else the built-in dataset's), letterboxed
     to the export's imgsz, and reports: the max abs difference of the raw head outputs, with boxes divided by imgsz
     (float32 rounding grows with the box coordinates in pixels, so one tolerance serves every input size) and class
-    scores in [0, 1] as they are; the share
-    of boxes after NMS (conf 0.001, IoU 0.7) of either model that the other has at IoU >= 0.95 with the same class;
-    the median ms/image of both at batch 1. It raises DistillError when the difference exceeds the tolerance (1e-3
-    FP32; 2e-2 FP16 and TensorRT; 1e-1 INT8); the exported file is kept.
+    scores in [0, 1] as they are; the share of boxes after NMS (conf 0.001, IoU 0.7) of either model that the other has
+    at IoU >= 0.95 with the same class; the median ms/image of both at batch 1. It raises DistillError when the
+    difference exceeds the tolerance (1e-3 FP32; 2e-2 FP16 and TensorRT; 1e-1 INT8); the exported file is kept.
     """
     if model is None:
         raise DistillError("export needs model=path/to/best.pt")
