@@ -111,14 +111,19 @@ def validate(weights: str | Path, data: str, args: dict[str, Any]) -> dict[str, 
     return {"map50": float(box.map50), "map50_95": float(box.map)}
 
 
-def train(method: str, model: str, data: str, teacher: str | Path | None = None, **args: Any) -> dict[str, Any]:
-    """One training run on every CPU core, as `yolodistill demo` trains. `method`: "student" (plain Ultralytics),
-    "yolodistill" (recipe etc. in args) or "ultralytics" (its built-in distill_model, `dis` in args). Returns mAP50,
-    mAP50-95, wall time and best.pt."""
+def train(method: str, model: str, data: str, teacher: str | Path | None = None, threads: int | None = None,
+          **args: Any) -> dict[str, Any]:  # fmt: skip
+    """One training run on `threads` CPU threads (None: every core, as `yolodistill demo` trains). `method`: "student"
+    (plain Ultralytics), "yolodistill" (recipe etc. in args) or "ultralytics" (its built-in distill_model, `dis` in
+    args). Returns mAP50, mAP50-95 (of best.pt, Ultralytics' final validation), wall time and best.pt.
+
+    The result is also kept in the run folder (`bench_result.json`, with the settings that made it): called again with
+    the same settings, the finished run is read back instead of trained again, so an interrupted benchmark continues
+    where it stopped."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     from yolodistill import DistillationTrainer
-    from yolodistill.demo import train_on_all_cores
+    from yolodistill.demo import train_with_threads
 
     cls, extra = {
         "student": (DetectionTrainer, {}),
@@ -126,10 +131,45 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
         "ultralytics": (DetectionTrainer, {"distill_model": str(teacher)}),
     }[method]
     args = {"project": str(RUNS), "exist_ok": True, "plots": False, "workers": 0, **args}
+    settings = json.loads(json.dumps({"method": method, "model": model, "data": data, "threads": threads, **extra,
+                                      **args}, default=str))  # fmt: skip
+    done = Path(args["project"]) / args["name"] / "bench_result.json"
+    if done.is_file() and (kept := json.loads(done.read_text()))["settings"] == settings:
+        print(f"{args['name']}: finished before, kept ({done})")
+        return kept["result"]
     t0 = time.time()
-    trainer = train_on_all_cores(cls, model=model, data=data, **extra, **args)
+    trainer = train_with_threads(cls, threads, model=model, data=data, **extra, **args)
     box = trainer.validator.metrics.box
-    return {"map50": float(box.map50), "map50_95": float(box.map), "time_s": time.time() - t0, "best": trainer.best}
+    result = {"map50": float(box.map50), "map50_95": float(box.map), "time_s": time.time() - t0,
+              "best": str(trainer.best)}  # fmt: skip
+    done.write_text(json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
+    return result
+
+
+def train_all(jobs: list[dict[str, Any]], workers: int = 2) -> list[dict[str, Any]]:
+    """`train(**job)` for every job, `workers` at a time in separate processes with one torch thread each (so two
+    runs side by side use both cores of a 2-core machine, and every run of a comparison trains on one thread)."""
+    if workers <= 1:
+        return [train(threads=1, **job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_train_job, jobs))
+
+
+def _train_job(job: dict[str, Any]) -> dict[str, Any]:
+    return train(threads=1, **job)
+
+
+def paired(runs: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> dict[str, Any]:
+    """Paired gain over the baseline: per seed, mAP50-95 minus the baseline's of the same seed; with its mean and
+    standard error (sample std / √n; None for one seed)."""
+    base = {r["seed"]: r["map50_95"] for r in baseline}
+    gains = [r["map50_95"] - base[r["seed"]] for r in runs]
+    mean, std = mean_std(gains)
+    return {"paired_gain": gains, "paired_gain_mean": mean,
+            "paired_gain_se": std / len(gains) ** 0.5 if len(gains) > 1 else None}  # fmt: skip
 
 
 def row(method: str, default: bool, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -152,13 +192,21 @@ def row(method: str, default: bool, runs: list[dict[str, Any]], **extra: Any) ->
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown table of result rows."""
-    lines = ["| method | mAP50-95 | mAP50 | seeds | gap recovery |", "|---|---|---|---|---|"]
+    lines = [
+        "| method | mAP50-95 per seed | mAP50-95 | paired gain ± se | mAP50 | gap recovery |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         gr = "–" if r["gap_recovery"] is None else f"{100 * r['gap_recovery']:.0f}%"
         name = r["method"] + (f" (dis={r['dis']})" if "dis" in r else "") + (" *default*" if r["default"] else "")
+        per_seed = " / ".join(f"{p['map50_95']:.3f}" for p in r["per_seed"])
+        gain = "–"
+        if r.get("paired_gain_mean") is not None:
+            se = r["paired_gain_se"]
+            gain = f"{r['paired_gain_mean']:+.3f}" + ("" if se is None else f" ± {se:.3f}")
         lines.append(
-            f"| {name} | {r['map50_95_mean']:.4f} ± {r['map50_95_std']:.4f} | {r['map50_mean']:.4f} ± "
-            f"{r['map50_std']:.4f} | {len(r['seeds'])} | {gr} |"
+            f"| {name} | {per_seed} | {r['map50_95_mean']:.3f} ± {r['map50_95_std']:.3f} | {gain} | "
+            f"{r['map50_mean']:.3f} ± {r['map50_std']:.3f} | {gr} |"
         )
     return "\n".join(lines)
 

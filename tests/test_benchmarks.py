@@ -30,6 +30,16 @@ def test_gap_recovery_and_rows():
     assert r["map50_95_std"] == pytest.approx(2**0.5 * 0.1)  # sample standard deviation
 
 
+def test_paired_gain():
+    student = [{"seed": 0, "map50_95": 0.30}, {"seed": 1, "map50_95": 0.40}, {"seed": 2, "map50_95": 0.35}]
+    method = [{"seed": 2, "map50_95": 0.41}, {"seed": 0, "map50_95": 0.34}, {"seed": 1, "map50_95": 0.42}]
+    p = common.paired(method, student)
+    assert p["paired_gain"] == pytest.approx([0.06, 0.04, 0.02])  # matched by seed, not by position
+    assert p["paired_gain_mean"] == pytest.approx(0.04)
+    assert p["paired_gain_se"] == pytest.approx(0.02 / 3**0.5)
+    assert common.paired(method[:1], student)["paired_gain_se"] is None
+
+
 def test_recipe_spec():
     assert efficacy.recipe_spec("cwd_mimic") == {"recipe": "cwd_mimic"}
     assert efficacy.recipe_spec("cwd_mimic:cwd=0.3,mimic=0,adapter=conv_bn") == {
@@ -40,20 +50,23 @@ def test_recipe_spec():
     }
 
 
-def run_script(name: str, tmp_path: Path, *args: str) -> dict:
+def run_script(name: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
     env = {**os.environ, "BENCH_RESULTS": str(tmp_path / "results"), "BENCH_RUNS": str(tmp_path / "runs")}
     env["BENCH_CACHE"] = str(tmp_path / "cache")
-    subprocess.run([sys.executable, str(BENCH / name), *args], env=env, check=True, capture_output=True)
+    done = subprocess.run(
+        [sys.executable, str(BENCH / name), *args], env=env, check=True, capture_output=True, text=True
+    )
     out = args[args.index("--out") + 1] if "--out" in args else Path(name).stem
-    return json.loads((tmp_path / "results" / f"{out}.json").read_text())
+    return json.loads((tmp_path / "results" / f"{out}.json").read_text()), done.stdout
 
 
 def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
-    result = run_script(
+    args = [
         "efficacy.py", tmp_path, "--data", str(data_yaml), "--teacher", str(teacher_pt), "--imgsz", str(IMGSZ),
         "--epochs", "1", "--batch", "8", "--seeds", "0", "1", "--recipes", "cwd:cwd=2", "--dis", "6",
         "--out", "smoke",
-    )  # fmt: skip
+    ]  # fmt: skip
+    result, _ = run_script(*args)
     rows = {(r["method"], r.get("dis")): r for r in result["rows"]}
     assert list(rows) == [
         ("student", None),
@@ -63,21 +76,33 @@ def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
     assert [r["default"] for r in rows.values()] == [False, False, True]  # a recipe with overrides is not the default
     assert all(r["seeds"] == [0, 1] and len(r["per_seed"]) == 2 for r in rows.values())
     student, teacher = rows[("student", None)]["map50_95_mean"], result["teacher"]["map50_95"]
+    by_seed = {p["seed"]: p["map50_95"] for p in rows[("student", None)]["per_seed"]}
     for r in result["rows"][1:]:
         assert r["gap_recovery"] == common.gap_recovery(r["map50_95_mean"], student, teacher)
+        assert r["paired_gain"] == [p["map50_95"] - by_seed[p["seed"]] for p in r["per_seed"]]
+        assert r["paired_gain_mean"] == pytest.approx(sum(r["paired_gain"]) / 2)
     assert (tmp_path / "results" / "smoke.png").stat().st_size > 0
     recipe = yaml.safe_load((tmp_path / "runs" / "eff-yolodistill_cwd_cwd_2-s1" / "distill.yaml").read_text())["recipe"]
     assert recipe["cwd"] == 2.0 and recipe["mimic"] == 0.0  # the override reached the trainer
+    again, stdout = run_script(*args)  # an interrupted benchmark continues: finished runs are read back, not retrained
+    assert stdout.count("finished before, kept") == 6
+    assert again["rows"] == result["rows"]
 
 
 def test_overhead_script(tmp_path, data_yaml):
-    result = run_script(
+    result, _ = run_script(
         "overhead.py", tmp_path, "--data", str(data_yaml), "--imgsz", str(IMGSZ), "--batch", "2", "--iters", "2",
-        "--warmup", "1", "--recipes", "cwd_mimic", "--profile-steps", "1",
+        "--warmup", "1", "--recipes", "head_kd", "cwd_mimic", "--profile-steps", "1",
     )  # fmt: skip
     rows = {r["method"]: r for r in result["rows"]}
-    assert list(rows) == ["student", "floor", "yolodistill:cwd_mimic", "ultralytics:distill_model"]
-    assert rows["yolodistill:cwd_mimic"]["default"] and not rows["floor"]["default"]
+    assert list(rows) == [
+        "student",
+        "floor",
+        "yolodistill:head_kd",
+        "yolodistill:cwd_mimic",
+        "ultralytics:distill_model",
+    ]
+    assert rows["yolodistill:head_kd"]["default"] and not rows["yolodistill:cwd_mimic"]["default"]
     for r in rows.values():
         assert r["step_s"] > 0 and r["ratio_to_floor"] == pytest.approx(r["step_s"] / rows["floor"]["step_s"])
     assert result["profile_default_recipe"], "the profiler table of the default recipe is empty"

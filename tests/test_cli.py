@@ -17,7 +17,7 @@ from yolodistill.utils import DistillError
 def test_help_and_version(capsys):
     assert entrypoint(["help"]) == 0
     out = capsys.readouterr().out
-    assert "yolodistill train" in out and "cwd_mimic" in out and "synthetic" in out
+    assert "yolodistill train" in out and "head_kd" in out and "cwd_mimic" in out and "shapes" in out
     assert entrypoint(["--version"]) == 0
     assert capsys.readouterr().out.strip() == __version__
 
@@ -33,7 +33,7 @@ def test_parse_types_values_like_yolo():
 
 
 def test_bundled_recipes_and_overrides(tmp_path):
-    assert {"cwd", "mimic", "cwd_mimic", "lowres"} <= set(available())
+    assert {"cwd", "mimic", "cwd_mimic", "head_kd", "head_pkd", "lowres"} <= set(available())
     r = load_recipe("cwd", {"cwd_tau": 4})
     assert r.cwd > 0 and r.mimic == 0 and r.cwd_tau == 4.0
     mine = tmp_path / "mine.yaml"

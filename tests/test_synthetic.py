@@ -77,7 +77,7 @@ def test_generate_replaces_existing_root(tmp_path):
 
 
 def test_builtin_generates_once_then_reuses(tmp_path, monkeypatch):
-    monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, **SMALL})
+    monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, "style": synthetic.HARD, **SMALL})
     calls = []
     real_build = synthetic._build
 
@@ -98,7 +98,7 @@ def test_builtin_generates_once_then_reuses(tmp_path, monkeypatch):
 
 
 def test_builtin_keeps_copy_published_concurrently(tmp_path, monkeypatch):
-    monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, **SMALL})
+    monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, "style": synthetic.HARD, **SMALL})
     real_build = synthetic._build
     published = []
 
@@ -116,7 +116,7 @@ def test_builtin_keeps_copy_published_concurrently(tmp_path, monkeypatch):
 
 
 def test_builtin_cache_dir_from_env(tmp_path, monkeypatch):
-    monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, **SMALL})
+    monkeypatch.setitem(synthetic._PRESETS, "synthetic", {"seed": 0, "style": synthetic.HARD, **SMALL})
     monkeypatch.setenv("YOLODISTILL_HOME", str(tmp_path))
     assert synthetic.builtin().parent.parent == tmp_path.resolve()
     with pytest.raises(ValueError, match="unknown"):
@@ -146,3 +146,22 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch, existing):
     # No temporary sibling survives, and a dataset already at `root` is untouched.
     assert [p.name for p in tmp_path.iterdir()] == (["ds"] if existing else [])
     assert {p: p.read_bytes() for p in _files(root, "labels")} == before
+
+
+def test_gentle_style_is_its_own_dataset(tmp_path):
+    """The `shapes` preset's style: its own class list in data.yaml, fewer and larger objects than the default style."""
+    hard = synthetic.generate(tmp_path / "hard", seed=0, **SMALL).parent
+    gentle = synthetic.generate(tmp_path / "gentle", seed=0, style=synthetic.GENTLE, **SMALL).parent
+    assert yaml.safe_load((gentle / "data.yaml").read_text())["names"] == dict(enumerate(synthetic.GENTLE.classes))
+
+    def boxes(root):
+        rows = [
+            line.split()
+            for f in sorted((root / "labels" / "train").glob("*.txt"))
+            for line in f.read_text().splitlines()
+        ]
+        return np.array(rows, float).reshape(-1, 5)
+
+    g, h = boxes(gentle), boxes(hard)
+    assert g[:, 0].max() < len(synthetic.GENTLE.classes)
+    assert len(g) < len(h) and g[:, 3].mean() > h[:, 3].mean()

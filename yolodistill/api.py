@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .recipes import DEFAULT_RECIPE
 from .trainer import DistillationTrainer
 
 
@@ -21,20 +20,21 @@ def distill(
     teacher: str | Path,
     student: str | Path,
     data: str | Path,
-    recipe: str | Path = DEFAULT_RECIPE,
+    recipe: str | Path | None = None,
     **train_args: Any,
 ) -> DistillResult:
     """Distil `teacher` (a detection .pt) into `student` (a model yaml or .pt) on `data`.
 
-    `train_args` are Ultralytics train arguments (epochs, imgsz, batch, device, ...), `teacher_imgsz` and recipe
-    overrides (cwd, cwd_tau, mimic, levels, adapter, teacher_layers, student_layers). Bad input raises
+    `recipe` None takes the default, `head_kd` (`lowres` when `teacher_imgsz` > `imgsz`). `train_args` are Ultralytics
+    train arguments (epochs, imgsz, batch, device, ...), `teacher_imgsz` and recipe overrides (cls_kd, ld, cwd, mimic,
+    pkd, their τ, schedule, levels, adapter, teacher_layers, student_layers). Bad input raises
     `yolodistill.DistillError` with a one-line message before anything is written.
 
     Example:
         >>> metrics, best, _ = distill("yolov8l.pt", "yolov8n.yaml", "my.yaml", epochs=100)
         >>> YOLO(best).predict("bus.jpg")
     """
-    overrides = {"teacher": str(teacher), "model": str(student), "data": str(data), "recipe": str(recipe)}
+    overrides = {"teacher": str(teacher), "model": str(student), "data": str(data), "recipe": recipe and str(recipe)}
     trainer = DistillationTrainer(overrides={**overrides, **train_args})
     trainer.train()
     return DistillResult(trainer.validator.metrics, trainer.best, trainer.save_dir)

@@ -13,7 +13,7 @@ from ultralytics.data.utils import check_det_dataset
 from ultralytics.nn.tasks import DetectionModel, load_checkpoint
 
 from .data import resolve_data
-from .recipes import DEFAULT_RECIPE, RECIPE_KEYS, Recipe, load_recipe
+from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe
 from .taps import FeatureTaps, detect_inputs
 from .teacher import _UNREADABLE, load_teacher, model_task
 from .utils import DistillError, suggest
@@ -21,7 +21,7 @@ from .utils import DistillError, suggest
 # yolodistill's own train arguments, accepted next to Ultralytics' (None: take the value from the recipe).
 DISTILL_ARGS: dict[str, Any] = {
     "teacher": None,  # path of the teacher checkpoint
-    "recipe": DEFAULT_RECIPE,  # bundled recipe name or path to a recipe yaml
+    "recipe": None,  # bundled recipe name or path to a recipe yaml; None = DEFAULT_RECIPE, LOWRES_RECIPE if low-res
     "teacher_imgsz": None,  # teacher input size; None = imgsz (see alignment.py for a lower-resolution student)
     **dict.fromkeys(RECIPE_KEYS),
 }
@@ -45,6 +45,7 @@ class Plan:
 
     teacher: nn.Module
     recipe: Recipe
+    recipe_name: str
     teacher_layers: list[int]
     student_layers: list[int]
     teacher_channels: list[int]
@@ -119,6 +120,29 @@ def _sizes(args: SimpleNamespace, teacher_imgsz: int | None, stride: int) -> int
     return teacher_imgsz
 
 
+def _check_head_losses(recipe: Recipe, teacher: nn.Module, student: nn.Module, lowres: bool) -> None:
+    """A recipe with nothing to distil, or head losses whose outputs cannot be compared, is refused."""
+    if not recipe.weights():
+        raise DistillError(
+            "the recipe has no loss weight > 0: set one (e.g. cls_kd=0.5), or use 'yolo train' for a plain student"
+        )
+    t_head, s_head = teacher.model[-1], student.model[-1]
+    if recipe.cls_kd > 0 and t_head.nc != s_head.nc:
+        raise DistillError(
+            f"cls_kd needs equal classes, but the teacher has {t_head.nc} and the student {s_head.nc}: set cls_kd=0"
+        )
+    if recipe.ld > 0:
+        if t_head.reg_max != s_head.reg_max:
+            raise DistillError(
+                f"ld needs equal box distributions, but the teacher's head has reg_max={t_head.reg_max} and the "
+                f"student's {s_head.reg_max} (an end-to-end head?): set ld=0 or use a teacher of the student's family"
+            )
+        if lowres:
+            raise DistillError(
+                "ld needs teacher_imgsz == imgsz (boxes on one grid): set ld=0 for a lower-resolution student"
+            )
+
+
 def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     """Check data, teacher, student, recipe, taps and sizes; load the teacher. Raises DistillError on bad input.
 
@@ -135,7 +159,11 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
             f"{d_names[:6]}{'...' if len(d_names) > 6 else ''} ({len(d_names)}): use a teacher trained on this dataset"
         )
     student = _load_student(args.model, data["nc"])
-    recipe = load_recipe(distill["recipe"], {k: distill[k] for k in RECIPE_KEYS})
+    stride = max(32, int(teacher.stride.max()), int(student.stride.max()))
+    teacher_imgsz = _sizes(args, distill["teacher_imgsz"], stride)
+    lowres = teacher_imgsz != args.imgsz
+    recipe_name = distill["recipe"] or (LOWRES_RECIPE if lowres else DEFAULT_RECIPE)
+    recipe = load_recipe(recipe_name, {k: distill[k] for k in RECIPE_KEYS})
     t_layers = _layers(teacher, recipe.teacher_layers, "teacher")
     s_layers = _layers(student, recipe.student_layers, "student")
     if len(t_layers) != len(s_layers):
@@ -143,7 +171,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         raise DistillError(f"{msg}: give teacher_layers and student_layers of equal length")
     if recipe.levels is not None and len(recipe.levels) != len(t_layers):
         raise DistillError(f"{len(recipe.levels)} levels weights for {len(t_layers)} taps: give one weight per tap")
-    stride = max(32, int(teacher.stride.max()), int(student.stride.max()))
+    _check_head_losses(recipe, teacher, student, lowres)
     t_info, s_info = _probe(teacher, t_layers, 2 * stride), _probe(student, s_layers, 2 * stride)
     for ti, si, (_, ts), (_, ss) in zip(t_layers, s_layers, t_info, s_info):
         if ts != ss:
@@ -152,9 +180,10 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     return Plan(
         teacher=teacher,
         recipe=recipe,
+        recipe_name=str(recipe_name),
         teacher_layers=t_layers,
         student_layers=s_layers,
         teacher_channels=[c for c, _ in t_info],
         student_channels=[c for c, _ in s_info],
-        teacher_imgsz=_sizes(args, distill["teacher_imgsz"], stride),
+        teacher_imgsz=teacher_imgsz,
     )

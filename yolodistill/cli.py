@@ -13,7 +13,7 @@ HELP = f"""yolodistill {__version__}: distil a big Ultralytics YOLO detector int
 
 Usage: yolodistill COMMAND key=value ...
 
-  train   teacher=big.pt student=yolov8n.yaml data=data.yaml [recipe=cwd_mimic] [teacher_imgsz=N] [any yolo train arg]
+  train   teacher=big.pt student=yolov8n.yaml data=data.yaml [recipe=head_kd] [teacher_imgsz=N] [any yolo train arg]
           e.g. yolodistill train teacher=yolov8l.pt student=yolov8n.yaml data=their.yaml epochs=100 imgsz=640
           resume: yolodistill train resume=runs/detect/train/weights/last.pt
   export  model=runs/detect/train/weights/best.pt format=onnx [verify=True] [any yolo export arg]
@@ -23,9 +23,11 @@ Usage: yolodistill COMMAND key=value ...
 Distillation arguments (besides every Ultralytics train argument):
   teacher         Ultralytics detection checkpoint, same class names as the data
   student         model yaml (yolov8n.yaml) or .pt to start from (alias: model)
-  recipe          bundled name ({{recipes}}) or path to a recipe yaml
+  recipe          bundled name ({{recipes}}) or path to a recipe yaml; default head_kd (lowres if teacher_imgsz > imgsz)
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
-  cwd, cwd_tau, mimic, levels, adapter, teacher_layers, student_layers   override one recipe value
+  cls_kd, cls_kd_tau, cls_kd_weighted, ld, ld_tau   head losses: class scores, DFL box distributions
+  cwd, cwd_tau, mimic, pkd, levels, adapter, teacher_layers, student_layers   feature losses and taps
+  schedule, off_close_mosaic   weights over training: constant | linear | cosine; off in the close_mosaic epochs
   data            a data yaml or a name from datasets.yaml ({{datasets}})
 
 Runs land in runs/detect/<name>/ as with `yolo`: weights/best.pt, last.pt, results.csv, results.png.

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from .adapters import build_adapters
-from .alignment import align
-from .losses import CWDLoss, MimicLoss
+from .alignment import align, align_anchors
+from .losses import ClassKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
 from .recipes import Recipe
 from .taps import FeatureTaps
+
+
+def head_outputs(preds: Any) -> dict[str, Any]:
+    """The raw Detect-head dict ({"boxes": N×4R×A, "scores": N×K×A, "feats": [N×C×H×W]}) from what an Ultralytics
+    detection model returns: the dict itself in training, (decoded, dict) in eval, and for end-to-end heads (YOLO26,
+    YOLOv10) a {"one2many", "one2one"} pair of which the dense one-to-many branch is taken while it exists."""
+    if isinstance(preds, (tuple, list)):
+        preds = preds[1]
+    if "one2many" in preds:
+        preds = preds["one2many"] if preds["one2many"] else preds["one2one"]  # fusion may drop one2many
+    return preds
 
 
 class Distiller(nn.Module):
@@ -33,17 +45,25 @@ class Distiller(nn.Module):
         super().__init__()
         self.teacher = teacher
         self.recipe = recipe
-        self.adapters = build_adapters(student_channels, teacher_channels, recipe.adapter)
+        feature = recipe.uses_features
+        self.adapters = build_adapters(student_channels if feature else [], teacher_channels, recipe.adapter)
         self.losses = nn.ModuleDict()
         if recipe.cwd > 0:
             self.losses["cwd"] = CWDLoss(recipe.cwd_tau, recipe.levels)
         if recipe.mimic > 0:
             self.losses["mimic"] = MimicLoss(recipe.levels)
+        if recipe.pkd > 0:
+            self.losses["pkd"] = PKDLoss(recipe.levels)
+        if recipe.cls_kd > 0:
+            self.losses["cls_kd"] = ClassKDLoss(recipe.cls_kd_tau, recipe.cls_kd_weighted)
+        if recipe.ld > 0:
+            self.losses["ld"] = LDLoss(recipe.ld_tau)
         self.weights = recipe.weights()
+        self.factor = 1.0  # the recipe's schedule, set by the trainer at each epoch start (a float: no host sync)
         self.student_layers = list(student_layers)
-        # The teacher never runs the layers after its last tap (its Detect head): no loss uses their outputs.
-        self.teacher_stop = max(teacher_layers)
-        self.teacher_taps = FeatureTaps(teacher, teacher_layers)
+        # Without a head loss the teacher never runs the layers after its last tap (its Detect head).
+        self.teacher_stop = None if recipe.uses_head else max(teacher_layers)
+        self.teacher_taps = FeatureTaps(teacher, teacher_layers if feature else [])
         self.student_taps: FeatureTaps | None = None
         self._student: nn.Module | None = None
 
@@ -53,29 +73,42 @@ class Distiller(nn.Module):
         self.teacher.eval()
         return self
 
-    def forward(self, teacher_img: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, teacher_img: torch.Tensor, student_preds: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Distillation terms for the batch the student has just run on.
 
         Args:
             teacher_img: N×3×H_t×W_t, the batch at the teacher's resolution (the student's own input when equal).
+            student_preds: what the student's forward returned (its Detect head's raw outputs).
 
         Returns:
             A K-vector of weighted losses (K = losses in the recipe, in `weights` order) and the same values detached,
             keyed `<loss>_loss` for Ultralytics' progress bar and results.csv.
         """
         with torch.no_grad():
-            self.teacher.predict(teacher_img, embed=[self.teacher_stop])  # `embed` ends the forward at that layer
+            # `embed` ends the forward at the last tapped layer; None runs the whole model, head included
+            t_out = self.teacher.predict(teacher_img, embed=None if self.teacher_stop is None else [self.teacher_stop])
         teacher = self.teacher_taps.collect()
-        student = [a(s) for a, s in zip(self.adapters, self.student_taps.collect())]
-        student = align(student, teacher)
-        terms = torch.stack([w * self.losses[name](student, teacher) for name, w in self.weights.items()])
+        student = align([a(s) for a, s in zip(self.adapters, self.student_taps.collect())], teacher)
+        if self.recipe.uses_head:
+            t_head, s_head = head_outputs(t_out), head_outputs(student_preds)
+            s_scores = align_anchors(s_head["scores"], s_head["feats"], t_head["feats"])
+        terms = []
+        for name, w in self.weights.items():
+            if name == "cls_kd":
+                loss = self.losses[name](s_scores, t_head["scores"])
+            elif name == "ld":  # equal grids only: preflight refuses LD for a lower-resolution student
+                loss = self.losses[name](s_head["boxes"], t_head["boxes"], t_head["scores"])
+            else:
+                loss = self.losses[name](student, teacher)
+            terms.append(w * self.factor * loss)
+        terms = torch.stack(terms)
         return terms, dict(zip((f"{name}_loss" for name in self.weights), terms.detach()))
 
     def attach(self, student: nn.Module) -> None:
         """Hook the student's tapped layers and wrap its detection criterion with the distillation terms."""
         self.detach()
         self._student = student
-        self.student_taps = FeatureTaps(student, self.student_layers)
+        self.student_taps = FeatureTaps(student, self.student_layers if self.recipe.uses_features else [])
         detection = getattr(student, "criterion", None) or student.init_criterion()
         student.criterion = DistillationCriterion(detection, self)
 
@@ -102,7 +135,7 @@ class DistillationCriterion:
 
     def __call__(self, preds, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss, items = self.detection(preds, batch)
-        terms, distill_items = self.distiller(batch.get("teacher_img", batch["img"]))
+        terms, distill_items = self.distiller(batch.get("teacher_img", batch["img"]), preds)
         return torch.cat([loss.view(-1), terms * batch["img"].shape[0]]), {**items, **distill_items}
 
     def update(self) -> None:

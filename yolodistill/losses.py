@@ -1,7 +1,11 @@
-"""Feature-distillation losses: each takes two equally long lists of N×C×H×W maps (student, teacher), returns a scalar.
+"""Distillation losses, each returning a scalar.
 
-Both losses are computed in float32 whatever the autocast dtype: softmax over thousands of locations and squared
-differences of fp16 activations lose too much precision to be useful as training signals.
+Feature losses (CWD, mimic, PKD) take two equally long lists of N×C×H×W maps (student, teacher). Head losses
+(classification KD, localization distillation) take the Detect head's raw outputs of both models, flattened over all
+anchors of all levels: class logits N×K×A and DFL box logits N×4R×A (K classes, A anchors, R = reg_max bins).
+
+All are computed in float32 whatever the autocast dtype: softmax over thousands of locations and squared differences of
+fp16 activations lose too much precision to be useful as training signals.
 """
 
 from __future__ import annotations
@@ -62,6 +66,25 @@ class CWDLoss(_LevelLoss):
         return kl * (self.tau**2 / (n * c))
 
 
+class PKDLoss(_LevelLoss):
+    """Pearson-correlation feature distillation (PKD, Cao et al., NeurIPS 2022).
+
+    Per level, each channel of both N×C×H×W maps is standardised over its N·H·W values (zero mean, unit variance),
+    ŷ = (y − μ_c) / σ_c, then L = mean over all N·C·H·W elements of (ŝ − t̂)², which equals 2·(1 − r) averaged over
+    channels, r being the Pearson correlation of the two channels. Magnitude differences between teacher and student
+    features no longer swamp the gradient. The total is the (level-weighted) sum over levels.
+    """
+
+    @staticmethod
+    def standardise(y: torch.Tensor) -> torch.Tensor:
+        mean = y.mean(dim=(0, 2, 3), keepdim=True)
+        var = y.var(dim=(0, 2, 3), keepdim=True, unbiased=False)
+        return (y - mean) * torch.rsqrt(var + 1e-6)
+
+    def level_loss(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(self.standardise(s), self.standardise(t))
+
+
 class MimicLoss(_LevelLoss):
     """Feature imitation (FitNets hint loss): per level L = mean over all N·C·H·W elements of (s − t)².
 
@@ -70,3 +93,59 @@ class MimicLoss(_LevelLoss):
 
     def level_loss(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(s, t)
+
+
+class ClassKDLoss(nn.Module):
+    """Dense classification distillation on the Detect head's class logits (as in BCKD, ICCV 2023).
+
+    Student and teacher logits s, t of shape N×K×A become per-class probabilities p = σ(x / τ) at every anchor of every
+    level. With an optional per-anchor weight w_{n,a} = max_k p^T_{n,k,a} (`score_weighted`, else w = 1):
+
+        L = τ² · Σ_{n,k,a} w_{n,a} · KL(p^T_{n,k,a} ‖ p^S_{n,k,a}) / max(1, Σ_{n,k,a} p^T_{n,k,a})
+
+    with the binary KL(p ‖ q) = p·log(p/q) + (1−p)·log((1−p)/(1−q)) (binary cross-entropy with soft targets minus
+    the targets' entropy: same gradient, zero when student equals teacher). The normaliser is the teacher's soft
+    count of positives, as Ultralytics divides its classification loss by the sum of target scores, so a weight of 0.5
+    puts this term on the scale of the detection loss's `cls` gain.
+    """
+
+    def __init__(self, tau: float = 1.0, score_weighted: bool = False):
+        super().__init__()
+        self.tau = float(tau)
+        self.score_weighted = bool(score_weighted)
+
+    def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if s.shape != t.shape:
+            raise ValueError(f"student scores {tuple(s.shape)} and teacher scores {tuple(t.shape)} differ")
+        s, t = s.float() / self.tau, t.float() / self.tau
+        pt = t.sigmoid()
+        kl = F.binary_cross_entropy_with_logits(s, pt, reduction="none")
+        kl = kl - F.binary_cross_entropy_with_logits(t, pt, reduction="none")
+        if self.score_weighted:
+            kl = kl * pt.amax(dim=1, keepdim=True)
+        return kl.sum() * self.tau**2 / pt.sum().clamp(min=1.0)
+
+
+class LDLoss(nn.Module):
+    """Localization distillation (Zheng et al., CVPR 2022) on the DFL box distributions.
+
+    Box logits N×4R×A (R bins for each of the 4 box sides, as Ultralytics' Detect head lays them out) become, per side,
+    distributions over the bins: p = softmax(x / τ). Each anchor is weighted by the teacher's highest class score
+    w_{n,a} = max_k σ(t^cls_{n,k,a}), so background anchors, whose boxes mean nothing, do not dominate:
+
+        L = τ² · Σ_{n,a} w_{n,a} · ¼ Σ_side KL(p^T_{n,side,a} ‖ p^S_{n,side,a}) / max(1, Σ_{n,a} w_{n,a})
+    """
+
+    def __init__(self, tau: float = 1.0):
+        super().__init__()
+        self.tau = float(tau)
+
+    def forward(self, s: torch.Tensor, t: torch.Tensor, t_scores: torch.Tensor) -> torch.Tensor:
+        if s.shape != t.shape:
+            raise ValueError(f"student boxes {tuple(s.shape)} and teacher boxes {tuple(t.shape)} differ")
+        n, _, a = s.shape
+        log_ps = F.log_softmax(s.float().view(n, 4, -1, a) / self.tau, dim=2)
+        log_pt = F.log_softmax(t.float().view(n, 4, -1, a) / self.tau, dim=2)
+        kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=2).mean(dim=1)  # N×A
+        w = t_scores.float().sigmoid().amax(dim=1)  # N×A
+        return (w * kl).sum() * self.tau**2 / w.sum().clamp(min=1.0)

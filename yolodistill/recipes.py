@@ -6,6 +6,7 @@ arguments: `yolodistill train ... recipe=cwd cwd=2.0 cwd_tau=4`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,12 @@ import yaml
 from .adapters import ADAPTERS
 from .utils import DistillError, bundled, suggest
 
-DEFAULT_RECIPE = "cwd_mimic"
+DEFAULT_RECIPE = "head_kd"  # chosen by benchmarks/efficacy.py (README "Results")
+LOWRES_RECIPE = "lowres"  # the default when teacher_imgsz > imgsz (LD needs one grid, so head_kd cannot be it)
+OTHER_RECIPES = ("head_pkd", "cwd_mimic")  # measured beside it in the full efficacy run
+LOSSES = ("cwd", "mimic", "pkd", "cls_kd", "ld")  # every loss a recipe can weight, in column order
+HEAD_LOSSES = ("cls_kd", "ld")
+SCHEDULES = ("constant", "linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,14 @@ class Recipe:
     cwd: float = 0.0  # weight of CWDLoss
     cwd_tau: float = 1.0  # CWD temperature τ
     mimic: float = 0.0  # weight of MimicLoss
+    pkd: float = 0.0  # weight of PKDLoss (Pearson-correlation feature matching)
+    cls_kd: float = 0.0  # weight of ClassKDLoss (head: class scores)
+    cls_kd_tau: float = 1.0  # its temperature τ
+    cls_kd_weighted: bool = False  # weight each anchor by the teacher's top class score
+    ld: float = 0.0  # weight of LDLoss (head: DFL box distributions)
+    ld_tau: float = 1.0  # its temperature τ
+    schedule: str = "constant"  # all distillation weights over training: constant | linear | cosine (1 → 0.1)
+    off_close_mosaic: bool = False  # no distillation in the final close_mosaic epochs (fine-tuning on plain images)
     levels: tuple[float, ...] | None = None  # per-level weights (one per tap); None = all 1
     adapter: str = "conv"  # student→teacher channel adapter: conv | conv_bn
     teacher_layers: tuple[int, ...] | None = None  # teacher layer indices to tap; None = inputs of its Detect head
@@ -32,7 +46,30 @@ class Recipe:
 
     def weights(self) -> dict[str, float]:
         """The losses in use and their weights, in a fixed order (the order of the loss columns)."""
-        return {name: w for name, w in (("cwd", self.cwd), ("mimic", self.mimic)) if w > 0}
+        return {name: getattr(self, name) for name in LOSSES if getattr(self, name) > 0}
+
+    @property
+    def uses_head(self) -> bool:
+        """True when a loss needs the Detect head's outputs (the teacher then runs its head too)."""
+        return any(name in HEAD_LOSSES for name in self.weights())
+
+    @property
+    def uses_features(self) -> bool:
+        """True when a loss needs tapped feature maps (and so the adapters)."""
+        return any(name not in HEAD_LOSSES for name in self.weights())
+
+    def factor(self, epoch: int, epochs: int, close_mosaic: int = 0) -> float:
+        """Multiplier of every distillation weight in `epoch` (0-based) of `epochs`: the `schedule` decays it from 1
+        at the first epoch to 0.1 at the last (linearly or along a half cosine); `off_close_mosaic` makes it 0 in the
+        last `close_mosaic` epochs."""
+        if self.off_close_mosaic and close_mosaic and epoch >= epochs - close_mosaic:
+            return 0.0
+        x = epoch / max(1, epochs - 1)
+        if self.schedule == "linear":
+            return 1.0 - 0.9 * x
+        if self.schedule == "cosine":
+            return 0.1 + 0.45 * (1.0 + math.cos(math.pi * x))
+        return 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only: this goes into checkpoints that must load without yolodistill."""
@@ -72,8 +109,17 @@ def _ints(v: Any) -> tuple[int, ...]:
     return tuple(int(x) for x in v)
 
 
-_CONVERT = {"cwd": float, "cwd_tau": float, "mimic": float, "levels": _floats, "adapter": str}
-_CONVERT.update(teacher_layers=_ints, student_layers=_ints)
+def _bool(v: Any) -> bool:
+    if isinstance(v, str) and v.lower() in {"true", "false", "1", "0"}:
+        return v.lower() in {"true", "1"}
+    if isinstance(v, (bool, int)) and v in (0, 1):
+        return bool(v)
+    raise ValueError(f"{v!r} is not true or false")
+
+
+_CONVERT = {k: float for k in ("cwd", "cwd_tau", "mimic", "pkd", "cls_kd", "cls_kd_tau", "ld", "ld_tau")}
+_CONVERT.update(levels=_floats, adapter=str, teacher_layers=_ints, student_layers=_ints, schedule=str)
+_CONVERT.update(cls_kd_weighted=_bool, off_close_mosaic=_bool)
 
 
 def _check(values: dict[str, Any], source: str) -> Recipe:
@@ -84,12 +130,15 @@ def _check(values: dict[str, Any], source: str) -> Recipe:
         r = Recipe(**{k: None if v is None else _CONVERT[k](v) for k, v in values.items()})
     except (TypeError, ValueError) as e:
         raise DistillError(
-            f"invalid value in {source} ({e}): weights and cwd_tau are numbers, layers lists of ints"
+            f"invalid value in {source} ({e}): weights and τ are numbers, layers lists of ints, flags true/false"
         ) from e
-    if r.cwd < 0 or r.mimic < 0 or (r.levels and min(r.levels) < 0):
+    if min(getattr(r, k) for k in LOSSES) < 0 or (r.levels and min(r.levels) < 0):
         raise DistillError(f"negative loss weight in {source}: weights must be >= 0")
-    if r.cwd_tau <= 0:
-        raise DistillError(f"cwd_tau={r.cwd_tau} in {source}: the temperature must be > 0")
+    for key in ("cwd_tau", "cls_kd_tau", "ld_tau"):
+        if getattr(r, key) <= 0:
+            raise DistillError(f"{key}={getattr(r, key)} in {source}: the temperature must be > 0")
+    if r.schedule not in SCHEDULES:
+        raise suggest(r.schedule, SCHEDULES, what=f"schedule in {source}")
     if r.adapter not in ADAPTERS:
         raise suggest(r.adapter, ADAPTERS, what=f"adapter in {source}")
     return r

@@ -38,6 +38,11 @@ class _StudentAndAdapters(nn.Module):
         self.adapters = adapters
 
 
+def _apply_schedule(trainer: DistillationTrainer) -> None:
+    """The recipe's weight schedule for the epoch about to start."""
+    trainer.distiller.factor = trainer.plan.recipe.factor(trainer.epoch, trainer.epochs, trainer.args.close_mosaic)
+
+
 class DistillationTrainer(DetectionTrainer):
     """Train a YOLO detection student with feature distillation from a frozen teacher checkpoint.
 
@@ -56,14 +61,18 @@ class DistillationTrainer(DetectionTrainer):
         # against their own keys. They are kept in the checkpoint's extra key instead.
         self.distill_args = {**DISTILL_ARGS, **{k: overrides.pop(k) for k in list(overrides) if k in DISTILL_ARGS}}
         super().__init__(cfg, overrides, _callbacks)
-        self.distiller = Distiller(
-            self.plan.teacher,
-            self.plan.recipe,
-            self.plan.teacher_layers,
-            self.plan.student_layers,
-            self.plan.teacher_channels,
-            self.plan.student_channels,
-        ).to(self.device)
+        # Ultralytics has just seeded the global RNG; the adapters are initialised off it, so that a run with a given
+        # seed starts from the same student weights and sees the same batches as `yolo train` with that seed.
+        with torch.random.fork_rng(devices=[]):
+            self.distiller = Distiller(
+                self.plan.teacher,
+                self.plan.recipe,
+                self.plan.teacher_layers,
+                self.plan.student_layers,
+                self.plan.teacher_channels,
+                self.plan.student_channels,
+            ).to(self.device)
+        self.add_callback("on_train_epoch_start", _apply_schedule)
         if self.args.compile:
             LOGGER.warning("'compile' is not supported with distillation (forward hooks) and will be disabled.")
             self.args.compile = False
@@ -82,6 +91,7 @@ class DistillationTrainer(DetectionTrainer):
             self.distill_args["teacher_imgsz"] = state["teacher_imgsz"]
         self.args.data = resolve_data(self.args.data) if self.args.data else self.args.data
         self.plan = preflight(self.args, self.distill_args)
+        self.distill_args["recipe"] = self.plan.recipe_name
         r = self.plan.recipe
         LOGGER.info(
             f"{colorstr('distill:')} teacher={self.distill_args['teacher']} recipe={self.distill_args['recipe']} "

@@ -1,0 +1,261 @@
+"""Head-level and normalised losses against float64 references, the teacher's head path, weight schedules, refusals,
+one epoch with every new loss, and the same-seed start shared with plain Ultralytics (issue 12)."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import train_args
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils import DEFAULT_CFG
+
+from yolodistill import DistillationTrainer, DistillError
+from yolodistill.alignment import align_anchors
+from yolodistill.distiller import Distiller
+from yolodistill.losses import ClassKDLoss, LDLoss, PKDLoss
+from yolodistill.recipes import load_recipe
+from yolodistill.taps import detect_inputs
+from yolodistill.teacher import freeze
+
+
+def rand(seed: int, *shape: int, scale: float = 2.0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def class_kd_reference(s: np.ndarray, t: np.ndarray, tau: float, weighted: bool) -> float:
+    """Binary KL per anchor and class written out with explicit loops, normalised by the teacher's soft positives."""
+    n, k, a = s.shape
+    total, positives = 0.0, 0.0
+    for i in range(n):
+        for j in range(a):
+            pt_all = [sigmoid(t[i, c, j] / tau) for c in range(k)]
+            w = max(pt_all) if weighted else 1.0
+            for c in range(k):
+                p, q = pt_all[c], sigmoid(s[i, c, j] / tau)
+                total += w * (p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q)))
+                positives += p
+    return tau**2 * total / max(1.0, positives)
+
+
+def ld_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray, tau: float) -> float:
+    n, _, a = s.shape
+    r = s.shape[1] // 4
+    total, weights = 0.0, 0.0
+    for i in range(n):
+        for j in range(a):
+            w = max(sigmoid(t_cls[i, :, j]))
+            kl = 0.0
+            for side in range(4):
+                ps = np.exp(s[i, side * r : (side + 1) * r, j] / tau)
+                pt = np.exp(t[i, side * r : (side + 1) * r, j] / tau)
+                ps, pt = ps / ps.sum(), pt / pt.sum()
+                kl += float(np.sum(pt * np.log(pt / ps)))
+            total += w * kl / 4
+            weights += w
+    return tau**2 * total / max(1.0, weights)
+
+
+def pkd_reference(s: np.ndarray, t: np.ndarray) -> float:
+    total = 0.0
+    for c in range(s.shape[1]):
+        a, b = s[:, c].ravel(), t[:, c].ravel()
+        a, b = (a - a.mean()) / np.sqrt(a.var() + 1e-6), (b - b.mean()) / np.sqrt(b.var() + 1e-6)
+        total += float(np.sum((a - b) ** 2))
+    return total / s.size
+
+
+@pytest.mark.parametrize(("tau", "weighted"), [(1.0, False), (2.0, False), (1.0, True)])
+def test_class_kd_matches_reference(tau, weighted):
+    s, t = rand(0, 2, 3, 7), rand(1, 2, 3, 7)
+    expected = class_kd_reference(s.numpy(), t.numpy(), tau, weighted)
+    assert expected > 0.01
+    assert ClassKDLoss(tau, weighted)(s, t).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("tau", [1.0, 2.0])
+def test_ld_matches_reference(tau):
+    s, t, t_cls = rand(2, 2, 4 * 5, 6), rand(3, 2, 4 * 5, 6), rand(4, 2, 3, 6)
+    expected = ld_reference(s.numpy(), t.numpy(), t_cls.numpy(), tau)
+    assert expected > 0.01
+    assert LDLoss(tau)(s, t, t_cls).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_pkd_matches_reference_and_ignores_scale_and_shift():
+    s, t = [rand(5, 2, 3, 4, 5)], [rand(6, 2, 3, 4, 5)]
+    assert PKDLoss()(s, t).item() == pytest.approx(pkd_reference(s[0].numpy(), t[0].numpy()), rel=1e-6)
+    # a student that is the teacher up to a per-channel gain and offset already matches it
+    gain, offset = torch.tensor([3.0, 0.2, 7.0]).view(1, 3, 1, 1), torch.tensor([5.0, -1.0, 0.0]).view(1, 3, 1, 1)
+    assert PKDLoss()([t[0] * gain + offset], t).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("loss", "args"),
+    [(ClassKDLoss(2.0), (2, 3, 9)), (ClassKDLoss(1.0, True), (2, 3, 9)), (LDLoss(2.0), (2, 16 * 4, 9))],
+)
+def test_head_losses_zero_when_equal_positive_otherwise_fp32(loss, args):
+    t = rand(7, *args)
+    extra = (rand(8, 2, 3, 9),) if isinstance(loss, LDLoss) else ()
+    assert loss(t.clone(), t, *extra).item() == pytest.approx(0.0, abs=1e-9)
+    assert loss(rand(9, *args).half(), t.half(), *extra).dtype == torch.float32
+    assert loss(rand(9, *args), t, *extra).item() > 0
+
+
+def test_class_kd_tiny_case_by_hand():
+    # one anchor, one class: teacher logit 0 → p = 1/2; student logit ln 3 → q = 3/4
+    expected = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    got = ClassKDLoss()(torch.tensor([[[math.log(3.0)]]]), torch.zeros(1, 1, 1)).item()
+    assert got == pytest.approx(expected, rel=1e-6)  # normaliser max(1, 1/2) = 1
+
+
+def test_align_anchors_upsamples_each_level_to_the_teacher_grid():
+    s_feats = [torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 2, 2)]
+    t_feats = [torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 4, 4)]
+    scores = torch.cat([torch.full((1, 3, 16), 1.0), torch.full((1, 3, 4), 2.0)], dim=-1)
+    out = align_anchors(scores, s_feats, t_feats)
+    assert out.shape == (1, 3, 64 + 16)
+    assert torch.all(out[..., :64] == 1.0) and torch.all(out[..., 64:] == 2.0)  # levels stay apart
+    assert align_anchors(scores, s_feats, s_feats) is scores
+
+
+COS45 = math.cos(math.pi / 4)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "off", "expected"),
+    [
+        ("constant", False, [1.0, 1.0, 1.0, 1.0, 1.0]),
+        ("linear", False, [1.0, 0.775, 0.55, 0.325, 0.1]),
+        ("cosine", False, [1.0, 0.1 + 0.45 * (1 + COS45), 0.55, 0.1 + 0.45 * (1 - COS45), 0.1]),
+        ("constant", True, [1.0, 1.0, 1.0, 0.0, 0.0]),
+    ],
+)  # fmt: skip
+def test_schedule_factor(schedule, off, expected):
+    recipe = load_recipe("head_kd", {"schedule": schedule, "off_close_mosaic": off})
+    assert [recipe.factor(e, 5, close_mosaic=2) for e in range(5)] == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    teacher = freeze(DetectionModel("yolov8s.yaml", nc=6, verbose=False))
+    student = DetectionModel("yolov8n.yaml", nc=6, verbose=False)
+    student.args = DEFAULT_CFG
+    return teacher, student
+
+
+@pytest.mark.parametrize(("recipe", "head_runs"), [("head_kd", True), ("cwd_mimic", False), ("head_pkd", True)])
+def test_teacher_runs_its_head_only_for_head_losses(models, recipe, head_runs):
+    teacher, student = models
+    r = load_recipe(recipe)
+    d = Distiller(teacher, r, detect_inputs(teacher), detect_inputs(student), [128, 256, 512], [64, 128, 256])
+    ran = []
+    handle = teacher.model[-1].register_forward_hook(lambda *a: ran.append(True))
+    d.attach(student)
+    try:
+        x = torch.rand(2, 3, 64, 64)
+        terms, items = d(x, student.predict(x))
+        terms.sum().backward()
+    finally:
+        d.detach()
+        handle.remove()
+    assert bool(ran) == head_runs
+    assert list(items) == [f"{name}_loss" for name in r.weights()]
+    assert len(d.adapters) == (3 if r.uses_features else 0)  # no feature loss, no adapters to train
+    head_grad = student.model[-1].cv3[0][0].conv.weight.grad
+    assert (head_grad is not None and head_grad.abs().sum() > 0) == head_runs  # head losses train the student's head
+    student.zero_grad()
+
+
+def test_head_losses_follow_the_schedule_factor(models):
+    teacher, student = models
+    d = Distiller(teacher, load_recipe("head_kd"), [15, 18, 21], [15, 18, 21], [128, 256, 512], [64, 128, 256])
+    d.attach(student)
+    try:
+        x = torch.rand(2, 3, 64, 64)
+        full, _ = d(x, student.predict(x))
+        d.factor = 0.25
+        quarter, _ = d(x, student.predict(x))
+    finally:
+        d.detach()
+    torch.testing.assert_close(quarter, 0.25 * full)
+
+
+def _trainer(data_yaml, teacher_pt, project, **kw):
+    return DistillationTrainer(
+        overrides={
+            "teacher": str(teacher_pt),
+            "model": "yolov8n.yaml",
+            "data": str(data_yaml),
+            **train_args(project, **kw),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"recipe": "cwd", "cwd": 0}, "no loss weight > 0"),
+        ({"ld": 0.25, "imgsz": 64, "teacher_imgsz": 128}, "ld needs teacher_imgsz == imgsz"),
+        ({"schedule": "cosin"}, "unknown schedule.*'cosin': did you mean 'cosine'"),
+        ({"cls_kd_weighted": "maybe"}, "flags true/false"),
+    ],
+)
+def test_recipes_that_cannot_work_are_refused_in_one_line(workdir, data_yaml, teacher_pt, overrides, message):
+    with pytest.raises(DistillError, match=message) as e:
+        _trainer(data_yaml, teacher_pt, workdir / "runs", name="refused", **overrides)
+    assert "\n" not in str(e.value)
+
+
+def test_one_epoch_with_every_new_loss(workdir, data_yaml, teacher_pt):
+    keys = dict(recipe="head_pkd", cls_kd_weighted=True, schedule="cosine", off_close_mosaic=True, close_mosaic=1)
+    trainer = _trainer(data_yaml, teacher_pt, workdir / "runs", name="newlosses", epochs=2, **keys)
+    factors = []
+    trainer.add_callback("on_train_epoch_end", lambda t: factors.append(t.distiller.factor))
+    trainer.train()
+    with open(trainer.csv) as f:
+        rows = list(csv.DictReader(f))
+    for name in ("pkd", "cls_kd", "ld"):
+        values = [float(r[f"train/{name}_loss"]) for r in rows]
+        assert values[0] > 0 and math.isfinite(values[0])
+        assert values[1] == 0.0  # distillation off in the close_mosaic epoch
+    assert factors == [1.0, 0.0]
+
+
+def test_same_seed_same_start_as_plain_ultralytics(workdir, data_yaml, teacher_pt):
+    """The adapters are built off Ultralytics' seeded RNG: same student weights and same first batch as `yolo train`."""
+    seen = {}
+
+    def capture(name):
+        def on_train_start(t):
+            seen[name] = {"state": {k: v.clone() for k, v in t.model.state_dict().items()}}
+            preprocess = t.preprocess_batch
+
+            def first_batch(batch):
+                batch = preprocess(batch)
+                seen[name].setdefault("img", batch["img"].clone())
+                return batch
+
+            t.preprocess_batch = first_batch
+
+        return on_train_start
+
+    common = dict(model="yolov8n.yaml", data=str(data_yaml), **train_args(workdir / "runs", seed=3))
+    extra = {"teacher": str(teacher_pt), "recipe": "cwd_mimic"}
+    # Ultralytics seeds in the trainer's constructor, so each trainer is built right before its run, as in a new process
+    for name, cls, kw in (("plain", DetectionTrainer, {}), ("distilled", DistillationTrainer, extra)):
+        trainer = cls(overrides={**common, "name": f"seed-{name}", **kw})
+        trainer.add_callback("on_train_start", capture(name))
+        trainer.train()
+    a, b = seen["plain"], seen["distilled"]
+    assert a["state"].keys() == b["state"].keys()
+    assert [k for k in a["state"] if not torch.equal(a["state"][k], b["state"][k])] == []
+    assert torch.equal(a["img"], b["img"])
