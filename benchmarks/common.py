@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported: never reach the network
 
+import hashlib
 import json
 import platform
 import statistics
@@ -117,9 +118,9 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     (plain Ultralytics), "yolodistill" (recipe etc. in args) or "ultralytics" (its built-in distill_model, `dis` in
     args). Returns mAP50, mAP50-95 (of best.pt, Ultralytics' final validation), wall time and best.pt.
 
-    The result is also kept in the run folder (`bench_result.json`, with the settings that made it): called again with
-    the same settings, the finished run is read back instead of trained again, so an interrupted benchmark continues
-    where it stopped."""
+    The result is also kept, under RUNS/kept/ by the hash of every setting but the run's name: called again with the
+    same settings (by this benchmark or another, e.g. lowres.py's full-resolution student is efficacy.py's student), the
+    finished run is read back instead of trained again, so an interrupted benchmark continues where it stopped."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     from yolodistill import DistillationTrainer
@@ -131,18 +132,21 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
         "ultralytics": (DetectionTrainer, {"distill_model": str(teacher)}),
     }[method]
     args = {"project": str(RUNS), "exist_ok": True, "plots": False, "workers": 0, **args}
-    settings = json.loads(json.dumps({"method": method, "model": model, "data": data, "threads": threads, **extra,
-                                      **args}, default=str))  # fmt: skip
-    done = Path(args["project"]) / args["name"] / "bench_result.json"
-    if done.is_file() and (kept := json.loads(done.read_text()))["settings"] == settings:
-        print(f"{args['name']}: finished before, kept ({done})")
-        return kept["result"]
+    settings = {"method": method, "model": model, "data": data, "threads": threads, **extra, **args}
+    settings = json.loads(json.dumps({k: v for k, v in settings.items() if k != "name"}, default=str, sort_keys=True))
+    kept = RUNS / "kept" / f"{hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:16]}.json"
+    if kept.is_file():
+        print(f"{args['name']}: finished before with these settings, kept ({kept})")
+        return json.loads(kept.read_text())["result"]
     t0 = time.time()
     trainer = train_with_threads(cls, threads, model=model, data=data, **extra, **args)
     box = trainer.validator.metrics.box
     result = {"map50": float(box.map50), "map50_95": float(box.map), "time_s": time.time() - t0,
               "best": str(trainer.best)}  # fmt: skip
-    done.write_text(json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    tmp = kept.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
+    os.replace(tmp, kept)  # never a half-written record
     return result
 
 

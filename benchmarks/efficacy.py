@@ -9,8 +9,8 @@ GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP
 
 The regime (issue 12), the `shapes` preset: 600 train / 200 val images of 128 px, 4 classes; YOLOv8s teacher 50
 epochs at 128 px; students 30 epochs from scratch at 128 px, batch 16. Two trainings run side by side, one torch thread
-each; every finished run is kept (`bench_result.json` in its run folder), so an interrupted run continues where it
-stopped. Measured figures are in README "Results".
+each; every finished run is kept (`common.train`: by the hash of its settings), so an interrupted run continues where
+it stopped. Measured figures are in README "Results".
 
     python benchmarks/efficacy.py --quick   # 1 seed, 10 epochs, student + default only: ≤ 10 min on 2 CPU cores
     python benchmarks/efficacy.py           # 3 seeds × 5 methods, 30 epochs (time in README "Results")

@@ -55,13 +55,13 @@ def main() -> None:
         (f"yolodistill:{args.recipe}@{low}<-{full}", "yolodistill", {"imgsz": low, "teacher_imgsz": full,
                                                                       "recipe": args.recipe}),
     ]  # fmt: skip
-    labels = [name.replace(":", "_").replace("<-", "_from_") for name, _, _ in variants]
-    jobs = [dict(method=kind, model=args.student, data=data, teacher=t_pt, name=f"lowres-{label}-s{s}", seed=s, **run,
+    labels = ["lowres-" + name.replace(":", "_").replace("<-", "_from_") for name, _, _ in variants]
+    jobs = [dict(method=kind, model=args.student, data=data, teacher=t_pt, name=f"{label}-s{s}", seed=s, **run,
                  **extra) for s in seeds for label, (_, kind, extra) in zip(labels, variants)]  # fmt: skip
     results = dict(zip((j["name"] for j in jobs), train_all(jobs, args.workers)))
     rows = []
     for label, (name, kind, extra) in zip(labels, variants):
-        runs = [{"seed": s, **results[f"lowres-{label}-s{s}"]} for s in seeds]
+        runs = [{"seed": s, **results[f"{label}-s{s}"]} for s in seeds]
         rows.append(row(name, kind == "yolodistill", runs, imgsz=extra["imgsz"]))
     rows[2]["gap_recovery"] = gap_recovery(rows[2]["map50_95_mean"], rows[1]["map50_95_mean"], rows[0]["map50_95_mean"])
     rows[2].update(paired(rows[2]["per_seed"], rows[1]["per_seed"]))

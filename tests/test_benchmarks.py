@@ -85,7 +85,7 @@ def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
     recipe = yaml.safe_load((tmp_path / "runs" / "eff-yolodistill_cwd_cwd_2-s1" / "distill.yaml").read_text())["recipe"]
     assert recipe["cwd"] == 2.0 and recipe["mimic"] == 0.0  # the override reached the trainer
     again, stdout = run_script(*args)  # an interrupted benchmark continues: finished runs are read back, not retrained
-    assert stdout.count("finished before, kept") == 6
+    assert stdout.count("finished before with these settings, kept") == 6
     assert again["rows"] == result["rows"]
 
 

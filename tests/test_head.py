@@ -17,7 +17,7 @@ from ultralytics.utils import DEFAULT_CFG
 from yolodistill import DistillationTrainer, DistillError
 from yolodistill.alignment import align_anchors
 from yolodistill.distiller import Distiller
-from yolodistill.losses import ClassKDLoss, LDLoss, PKDLoss
+from yolodistill.losses import ClassKDLoss, LDLoss, MimicLoss, PKDLoss
 from yolodistill.recipes import load_recipe
 from yolodistill.taps import detect_inputs
 from yolodistill.teacher import freeze
@@ -97,6 +97,19 @@ def test_pkd_matches_reference_and_ignores_scale_and_shift():
     assert PKDLoss()([t[0] * gain + offset], t).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_score_weighted_mimic_and_pkd_match_reference():
+    s, t = [rand(10, 2, 3, 4, 5), rand(11, 2, 3, 2, 2)], [rand(12, 2, 3, 4, 5), rand(13, 2, 3, 2, 2)]
+    masks = [rand(14, 2, 1, 4, 5).abs(), rand(15, 2, 1, 2, 2).abs() * 3]
+    expected = 0.0
+    for a, b, m in zip(s, t, masks):
+        a, b, m = a.numpy(), b.numpy(), m.numpy()
+        expected += float(np.sum(m * (a - b) ** 2)) / (a.shape[1] * max(1.0, float(m.sum())))
+    assert MimicLoss()(s, t, masks).item() == pytest.approx(expected, rel=1e-6)
+    ones = [torch.ones_like(m) for m in masks]
+    for loss in (MimicLoss(), PKDLoss()):  # uniform masks give back the plain mean
+        assert loss(s, t, ones).item() == pytest.approx(loss(s, t).item(), rel=1e-6)
+
+
 @pytest.mark.parametrize(
     ("loss", "args"),
     [(ClassKDLoss(2.0), (2, 3, 9)), (ClassKDLoss(1.0, True), (2, 3, 9)), (LDLoss(2.0), (2, 16 * 4, 9))],
@@ -152,10 +165,13 @@ def models():
     return teacher, student
 
 
-@pytest.mark.parametrize(("recipe", "head_runs"), [("head_kd", True), ("cwd_mimic", False), ("head_pkd", True)])
-def test_teacher_runs_its_head_only_for_head_losses(models, recipe, head_runs):
+@pytest.mark.parametrize(
+    ("recipe", "overrides", "head_runs"),
+    [("head_kd", {}, True), ("cwd_mimic", {}, False), ("head_pkd", {}, True), ("mimic", {"feature_weighted": 1}, True)],
+)
+def test_teacher_runs_its_head_only_for_head_losses(models, recipe, overrides, head_runs):
     teacher, student = models
-    r = load_recipe(recipe)
+    r = load_recipe(recipe, overrides)
     d = Distiller(teacher, r, detect_inputs(teacher), detect_inputs(student), [128, 256, 512], [64, 128, 256])
     ran = []
     handle = teacher.model[-1].register_forward_hook(lambda *a: ran.append(True))
@@ -171,7 +187,8 @@ def test_teacher_runs_its_head_only_for_head_losses(models, recipe, head_runs):
     assert list(items) == [f"{name}_loss" for name in r.weights()]
     assert len(d.adapters) == (3 if r.uses_features else 0)  # no feature loss, no adapters to train
     head_grad = student.model[-1].cv3[0][0].conv.weight.grad
-    assert (head_grad is not None and head_grad.abs().sum() > 0) == head_runs  # head losses train the student's head
+    head_loss = any(k in r.weights() for k in ("cls_kd", "ld"))
+    assert (head_grad is not None and head_grad.abs().sum() > 0) == head_loss  # head losses train the student's head
     student.zero_grad()
 
 
@@ -207,6 +224,7 @@ def _trainer(data_yaml, teacher_pt, project, **kw):
         ({"ld": 0.25, "imgsz": 64, "teacher_imgsz": 128}, "ld needs teacher_imgsz == imgsz"),
         ({"schedule": "cosin"}, "unknown schedule.*'cosin': did you mean 'cosine'"),
         ({"cls_kd_weighted": "maybe"}, "flags true/false"),
+        ({"recipe": "cwd", "feature_weighted": True}, "weights mimic and pkd, but both are 0"),
     ],
 )
 def test_recipes_that_cannot_work_are_refused_in_one_line(workdir, data_yaml, teacher_pt, overrides, message):
@@ -216,7 +234,8 @@ def test_recipes_that_cannot_work_are_refused_in_one_line(workdir, data_yaml, te
 
 
 def test_one_epoch_with_every_new_loss(workdir, data_yaml, teacher_pt):
-    keys = dict(recipe="head_pkd", cls_kd_weighted=True, schedule="cosine", off_close_mosaic=True, close_mosaic=1)
+    keys = dict(recipe="head_pkd", cls_kd_weighted=True, feature_weighted=True, schedule="cosine")
+    keys.update(off_close_mosaic=True, close_mosaic=1)
     trainer = _trainer(data_yaml, teacher_pt, workdir / "runs", name="newlosses", epochs=2, **keys)
     factors = []
     trainer.add_callback("on_train_epoch_end", lambda t: factors.append(t.distiller.factor))

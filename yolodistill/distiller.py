@@ -26,6 +26,13 @@ def head_outputs(preds: Any) -> dict[str, Any]:
     return preds
 
 
+def score_maps(scores: torch.Tensor, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Per level, the top class probability at each location, N×1×H×W, from head logits N×K×A over all levels."""
+    top = scores.detach().sigmoid().amax(dim=1, keepdim=True)
+    levels = top.split([f.shape[-2] * f.shape[-1] for f in feats], dim=-1)
+    return [x.view(x.shape[0], 1, *f.shape[-2:]) for x, f in zip(levels, feats)]
+
+
 class Distiller(nn.Module):
     """Frozen teacher, its taps, the trainable adapters and the losses of one recipe (MMRazor's "distiller").
 
@@ -89,15 +96,20 @@ class Distiller(nn.Module):
             t_out = self.teacher.predict(teacher_img, embed=None if self.teacher_stop is None else [self.teacher_stop])
         teacher = self.teacher_taps.collect()
         student = align([a(s) for a, s in zip(self.adapters, self.student_taps.collect())], teacher)
+        masks = None
         if self.recipe.uses_head:
             t_head, s_head = head_outputs(t_out), head_outputs(student_preds)
             s_scores = align_anchors(s_head["scores"], s_head["feats"], t_head["feats"])
+            if self.recipe.feature_weighted:
+                masks = score_maps(t_head["scores"], t_head["feats"])
         terms = []
         for name, w in self.weights.items():
             if name == "cls_kd":
                 loss = self.losses[name](s_scores, t_head["scores"])
             elif name == "ld":  # equal grids only: preflight refuses LD for a lower-resolution student
                 loss = self.losses[name](s_head["boxes"], t_head["boxes"], t_head["scores"])
+            elif name in ("mimic", "pkd"):
+                loss = self.losses[name](student, teacher, masks)
             else:
                 loss = self.losses[name](student, teacher)
             terms.append(w * self.factor * loss)

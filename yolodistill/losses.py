@@ -42,6 +42,30 @@ class _LevelLoss(nn.Module):
         return total
 
 
+class _MaskableLoss(_LevelLoss):
+    """A per-element squared error that may be weighted per location: with masks m (one N×1×H×W map per level, e.g.
+    the teacher's top class score), each level's mean becomes Σ m·e / (C · max(1, Σ m)), e the N×C×H×W errors."""
+
+    def errors(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def level_loss(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.errors(s, t).mean()
+
+    def forward(self, student, teacher, masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        if masks is None:
+            return super().forward(student, teacher)
+        if not len(student) == len(teacher) == len(masks):
+            raise ValueError(f"{len(student)} student levels, {len(teacher)} teacher levels, {len(masks)} masks")
+        weights = self.level_weights or [1.0] * len(student)
+        total = None
+        for w, s, t, m in zip(weights, student, teacher, masks):
+            m = m.float()
+            term = w * (self.errors(s.float(), t.float()) * m).sum() / (s.shape[1] * m.sum().clamp(min=1.0))
+            total = term if total is None else total + term
+        return total
+
+
 class CWDLoss(_LevelLoss):
     """Channel-wise distillation (Shu et al., ICCV 2021).
 
@@ -66,7 +90,7 @@ class CWDLoss(_LevelLoss):
         return kl * (self.tau**2 / (n * c))
 
 
-class PKDLoss(_LevelLoss):
+class PKDLoss(_MaskableLoss):
     """Pearson-correlation feature distillation (PKD, Cao et al., NeurIPS 2022).
 
     Per level, each channel of both N×C×H×W maps is standardised over its N·H·W values (zero mean, unit variance),
@@ -81,18 +105,18 @@ class PKDLoss(_LevelLoss):
         var = y.var(dim=(0, 2, 3), keepdim=True, unbiased=False)
         return (y - mean) * torch.rsqrt(var + 1e-6)
 
-    def level_loss(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(self.standardise(s), self.standardise(t))
+    def errors(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return (self.standardise(s) - self.standardise(t)) ** 2
 
 
-class MimicLoss(_LevelLoss):
+class MimicLoss(_MaskableLoss):
     """Feature imitation (FitNets hint loss): per level L = mean over all N·C·H·W elements of (s − t)².
 
     The total is the (level-weighted) sum over levels. Zero when student equals teacher.
     """
 
-    def level_loss(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(s, t)
+    def errors(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return (s - t) ** 2
 
 
 class ClassKDLoss(nn.Module):

@@ -32,6 +32,7 @@ class Recipe:
     cwd_tau: float = 1.0  # CWD temperature τ
     mimic: float = 0.0  # weight of MimicLoss
     pkd: float = 0.0  # weight of PKDLoss (Pearson-correlation feature matching)
+    feature_weighted: bool = False  # weight mimic and PKD per location by the teacher's top class score there
     cls_kd: float = 0.0  # weight of ClassKDLoss (head: class scores)
     cls_kd_tau: float = 1.0  # its temperature τ
     cls_kd_weighted: bool = False  # weight each anchor by the teacher's top class score
@@ -51,7 +52,7 @@ class Recipe:
     @property
     def uses_head(self) -> bool:
         """True when a loss needs the Detect head's outputs (the teacher then runs its head too)."""
-        return any(name in HEAD_LOSSES for name in self.weights())
+        return any(name in HEAD_LOSSES for name in self.weights()) or self.feature_weighted
 
     @property
     def uses_features(self) -> bool:
@@ -119,7 +120,7 @@ def _bool(v: Any) -> bool:
 
 _CONVERT = {k: float for k in ("cwd", "cwd_tau", "mimic", "pkd", "cls_kd", "cls_kd_tau", "ld", "ld_tau")}
 _CONVERT.update(levels=_floats, adapter=str, teacher_layers=_ints, student_layers=_ints, schedule=str)
-_CONVERT.update(cls_kd_weighted=_bool, off_close_mosaic=_bool)
+_CONVERT.update(cls_kd_weighted=_bool, off_close_mosaic=_bool, feature_weighted=_bool)
 
 
 def _check(values: dict[str, Any], source: str) -> Recipe:
@@ -137,6 +138,8 @@ def _check(values: dict[str, Any], source: str) -> Recipe:
     for key in ("cwd_tau", "cls_kd_tau", "ld_tau"):
         if getattr(r, key) <= 0:
             raise DistillError(f"{key}={getattr(r, key)} in {source}: the temperature must be > 0")
+    if r.feature_weighted and not (r.mimic > 0 or r.pkd > 0):
+        raise DistillError(f"feature_weighted in {source} weights mimic and pkd, but both are 0: set one of them > 0")
     if r.schedule not in SCHEDULES:
         raise suggest(r.schedule, SCHEDULES, what=f"schedule in {source}")
     if r.adapter not in ADAPTERS:
