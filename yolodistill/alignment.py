@@ -13,6 +13,13 @@ import torch
 import torch.nn.functional as F
 
 
+def student_size(teacher_hw: Sequence[int], ratio: float, stride: int) -> tuple[int, int]:
+    """The student's batch size (h, w) for a teacher batch of `teacher_hw`: each side × `ratio` (imgsz / teacher_imgsz),
+    rounded to a multiple of `stride` (at least one stride). A square teacher_imgsz batch gives exactly imgsz."""
+    stride = int(stride)
+    return tuple(max(stride, round(side * ratio / stride) * stride) for side in teacher_hw)
+
+
 def align(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Resize each student map N×C×h×w to its teacher map's N×C×H×W; maps already on the teacher's grid pass as is."""
     return [

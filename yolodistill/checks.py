@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 from ultralytics.data.utils import check_det_dataset
 from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+from ultralytics.utils.checks import check_model_file_from_stem
 
 from .data import resolve_data
-from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe
+from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
 from .taps import FeatureTaps, detect_inputs
 from .teacher import _UNREADABLE, load_teacher, model_task
 from .utils import DistillError, suggest
@@ -27,12 +31,41 @@ DISTILL_ARGS: dict[str, Any] = {
 }
 
 
+def merge_cfg(args: dict[str, Any]) -> dict[str, Any]:
+    """Ultralytics' ways of giving arguments: `cfg=file.yaml` supplies a whole set (yolodistill's keys included) under
+    the keys given beside it, `student` is `model`, and a bare release name (`yolov8n`) means its `.pt` as in `yolo`.
+    """
+    args = dict(args)
+    if args.get("cfg"):
+        path = Path(args.pop("cfg"))
+        try:
+            content = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise DistillError(f"cfg '{path}' could not be read ({_one_line(e)}): pass a yaml of key: value") from e
+        if not isinstance(content, dict):
+            raise DistillError(f"cfg '{path}' must be a mapping of key: value, got {type(content).__name__}")
+        args = {**{k: v for k, v in content.items() if k != "cfg"}, **args}
+    if "student" in args:
+        if "model" in args:
+            raise DistillError("both student= and model= given: they are the same argument, keep one")
+        args["model"] = args.pop("student")
+    for k in ("model", "teacher"):
+        if isinstance(args.get(k), str):
+            args[k] = str(check_model_file_from_stem(args[k]))
+    return args
+
+
 def check_args(args: dict[str, Any]) -> None:
-    """Reject misspelled keys (naming the closest valid ones) and values of the wrong type for Ultralytics keys."""
+    """Reject misspelled keys (naming the closest valid ones), values of the wrong type for Ultralytics keys and two
+    distillations at once."""
     valid = {*DEFAULT_CFG_DICT, *DISTILL_ARGS}
     for k in args:
         if k not in valid:
             raise suggest(k, valid)
+    if args.get("distill_model"):
+        raise DistillError(
+            "distill_model= is Ultralytics' own distillation and teacher= is yolodistill's: drop distill_model"
+        )
     try:
         check_cfg({k: v for k, v in args.items() if k in DEFAULT_CFG_DICT}, hard=True)
     except (TypeError, ValueError) as e:
@@ -51,6 +84,7 @@ class Plan:
     teacher_channels: list[int]
     student_channels: list[int]
     teacher_imgsz: int
+    teacher_sha256: str
 
 
 def _one_line(e: Exception) -> str:
@@ -186,4 +220,52 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         teacher_channels=[c for c, _ in t_info],
         student_channels=[c for c, _ in s_info],
         teacher_imgsz=teacher_imgsz,
+        teacher_sha256=file_sha256(distill["teacher"]),
     )
+
+
+def file_sha256(path: str | Path) -> str:
+    """Content hash of a file (the teacher's, kept in checkpoints so a resume can tell a different teacher)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resume_args(state: dict[str, Any], given: dict[str, Any], imgsz: int) -> dict[str, Any]:
+    """yolodistill's args for resuming a run from its checkpoint's extra key `state`, given the args passed on resume.
+
+    The run keeps its recipe and teacher: a different recipe key, teacher file content or `teacher_imgsz`, or an
+    `imgsz` that would switch between normal and lower-resolution training, is refused in one line. A teacher may be
+    given again at a new path (moved file) as long as its content is the same.
+    """
+    recipe = {**state["recipe"], "recipe": state["recipe_name"], "teacher_imgsz": state["teacher_imgsz"]}
+    changed = []
+    for k, v in given.items():
+        if k == "teacher" or v is None:
+            continue
+        before = recipe.get(k)
+        same = str(v) == str(before) if k == "recipe" else load_recipe_value(k, v) == load_recipe_value(k, before)
+        if not same:
+            changed.append(f"{k}={v} (run: {before})")
+    if changed:
+        raise DistillError(
+            f"resume keeps the run's settings, but {', '.join(changed)} differ: drop them or start a new run"
+        )
+    teacher = given["teacher"] or state["teacher"]
+    if state.get("teacher_sha256") and Path(teacher).is_file() and file_sha256(teacher) != state["teacher_sha256"]:
+        raise DistillError(
+            f"teacher '{teacher}' is not the file this run was started with (content differs): pass the original "
+            "teacher or start a new run"
+        )
+    lowres_before = state["teacher_imgsz"] != state.get("imgsz", state["teacher_imgsz"])
+    if lowres_before and imgsz != state["imgsz"]:
+        raise DistillError(
+            f"imgsz={imgsz} on resume of a lower-resolution run (imgsz={state['imgsz']}, teacher_imgsz="
+            f"{state['teacher_imgsz']}): resume without imgsz, or start a new run"
+        )
+    # a normal run stays normal: the teacher follows an imgsz changed on resume (Ultralytics allows imgsz then)
+    teacher_imgsz = state["teacher_imgsz"] if lowres_before else imgsz
+    return {**DISTILL_ARGS, **state["recipe"], "teacher": teacher, "recipe": state["recipe_name"],
+            "teacher_imgsz": teacher_imgsz}  # fmt: skip

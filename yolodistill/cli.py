@@ -51,11 +51,7 @@ def parse(tokens: list[str]) -> dict[str, Any]:
 
 
 def train(args: dict[str, Any]) -> None:
-    """`yolodistill train`: a DistillationTrainer run."""
-    if "student" in args:
-        if "model" in args:
-            raise DistillError("both student= and model= given: they are the same argument, keep one")
-        args["model"] = args.pop("student")
+    """`yolodistill train`: a DistillationTrainer run (`student` is `model`, as the trainer takes it)."""
     from .trainer import DistillationTrainer
 
     trainer = DistillationTrainer(overrides=args)

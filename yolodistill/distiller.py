@@ -123,6 +123,18 @@ class Distiller(nn.Module):
         self.student_taps = FeatureTaps(student, self.student_layers if self.recipe.uses_features else [])
         detection = getattr(student, "criterion", None) or student.init_criterion()
         student.criterion = DistillationCriterion(detection, self)
+        plain_loss = student.loss
+
+        def loss(batch: dict, preds: Any = None):
+            # A step that raises (e.g. CUDA out of memory, which Ultralytics retries with a smaller batch) must not
+            # leave its tapped maps alive into the retry.
+            try:
+                return plain_loss(batch, preds)
+            finally:
+                self.teacher_taps.clear()
+                self.student_taps.clear()
+
+        student.loss = loss  # the training step's `model(batch)` calls `self.loss(batch)`
 
     def detach(self) -> None:
         """Undo `attach`: remove the hooks and give the student back its plain detection criterion."""
@@ -131,6 +143,7 @@ class Distiller(nn.Module):
             self.student_taps = None
         if self._student is not None:
             self._student.criterion = self._student.criterion.detection
+            del self._student.loss  # back to the class's method
             self._student = None
 
 

@@ -123,6 +123,12 @@ _CONVERT.update(levels=_floats, adapter=str, teacher_layers=_ints, student_layer
 _CONVERT.update(cls_kd_weighted=_bool, off_close_mosaic=_bool, feature_weighted=_bool)
 
 
+def load_recipe_value(key: str, value: Any) -> Any:
+    """`value` of recipe key `key` converted as a recipe file's would be (so 2 and 2.0, or "true" and True, compare
+    equal); other keys and None pass as they are."""
+    return value if value is None or key not in _CONVERT else _CONVERT[key](value)
+
+
 def _check(values: dict[str, Any], source: str) -> Recipe:
     for key in values:
         if key not in RECIPE_KEYS:

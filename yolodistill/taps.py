@@ -40,12 +40,16 @@ class FeatureTaps:
             raise RuntimeError(f"layers {missing} did not run in the last forward")
         return maps
 
+    def clear(self) -> None:
+        """Drop any recorded maps (those of a forward that `collect()` never took)."""
+        self._maps = [None] * len(self.layers)
+
     def remove(self) -> None:
         """Remove the hooks and drop any recorded maps."""
         for h in self._handles:
             h.remove()
         self._handles.clear()
-        self._maps = [None] * len(self.layers)
+        self.clear()
 
     def __enter__(self) -> FeatureTaps:
         return self

@@ -20,7 +20,8 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, YAML, colorstr
 from ultralytics.utils.patches import override_configs, torch_load
 
-from .checks import DISTILL_ARGS, check_args, preflight
+from .alignment import student_size
+from .checks import DISTILL_ARGS, check_args, merge_cfg, preflight, resume_args
 from .data import resolve_data
 from .distiller import Distiller
 from .utils import DistillError
@@ -55,11 +56,14 @@ class DistillationTrainer(DetectionTrainer):
     """
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks: dict | None = None):
-        overrides = dict(overrides or {})
+        overrides = merge_cfg(overrides or {})
         check_args(overrides)
         # Our args stay out of Ultralytics' namespace: validators, exporters and checkpoint loaders re-check it
         # against their own keys. They are kept in the checkpoint's extra key instead.
         self.distill_args = {**DISTILL_ARGS, **{k: overrides.pop(k) for k in list(overrides) if k in DISTILL_ARGS}}
+        if overrides.get("compile"):  # before Ultralytics writes args.yaml, so the file says what ran
+            LOGGER.warning("'compile' is not supported with distillation (forward hooks) and will be disabled.")
+            overrides["compile"] = False
         super().__init__(cfg, overrides, _callbacks)
         # Ultralytics has just seeded the global RNG; the adapters are initialised off it, so that a run with a given
         # seed starts from the same student weights and sees the same batches as `yolo train` with that seed.
@@ -73,9 +77,6 @@ class DistillationTrainer(DetectionTrainer):
                 self.plan.student_channels,
             ).to(self.device)
         self.add_callback("on_train_epoch_start", _apply_schedule)
-        if self.args.compile:
-            LOGGER.warning("'compile' is not supported with distillation (forward hooks) and will be disabled.")
-            self.args.compile = False
         YAML.save(self.save_dir / "distill.yaml", self.distill_state(adapters=False))
 
     def check_resume(self, overrides: dict[str, Any]) -> None:
@@ -86,9 +87,7 @@ class DistillationTrainer(DetectionTrainer):
             state = torch_load(self.args.model, map_location="cpu").get(CKPT_KEY)
             if not state:
                 raise DistillError(f"'{self.args.model}' was not written by yolodistill: resume it with 'yolo train'")
-            teacher = self.distill_args["teacher"] or state["teacher"]  # a moved teacher may be given again
-            self.distill_args.update(state["recipe"], teacher=teacher, recipe=state["recipe_name"])
-            self.distill_args["teacher_imgsz"] = state["teacher_imgsz"]
+            self.distill_args = resume_args(state, self.distill_args, self.args.imgsz)
         self.args.data = resolve_data(self.args.data) if self.args.data else self.args.data
         self.plan = preflight(self.args, self.distill_args)
         self.distill_args["recipe"] = self.plan.recipe_name
@@ -117,8 +116,9 @@ class DistillationTrainer(DetectionTrainer):
         batch = super().preprocess_batch(batch)
         if self.lowres:
             batch["teacher_img"] = batch["img"]
-            scale = self.args.imgsz / self.plan.teacher_imgsz
-            batch["img"] = F.interpolate(batch["img"], scale_factor=scale, mode="bilinear", antialias=True)
+            # an explicit size: a scale factor's rounding gives sides off the stride (rect batches) or 1 px short
+            size = student_size(batch["img"].shape[-2:], self.args.imgsz / self.plan.teacher_imgsz, self.stride)
+            batch["img"] = F.interpolate(batch["img"], size=size, mode="bilinear", antialias=True)
         return batch
 
     def build_optimizer(self, model: nn.Module, *args, **kwargs) -> torch.optim.Optimizer:
@@ -153,6 +153,8 @@ class DistillationTrainer(DetectionTrainer):
         plain types and tensors only, so checkpoints load without yolodistill."""
         state = {
             "teacher": str(self.distill_args["teacher"]),
+            "teacher_sha256": self.plan.teacher_sha256,
+            "imgsz": self.args.imgsz,
             "recipe_name": str(self.distill_args["recipe"]),
             "recipe": self.plan.recipe.to_dict(),
             "teacher_imgsz": self.plan.teacher_imgsz,
