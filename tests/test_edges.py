@@ -156,3 +156,32 @@ def test_args_yaml_says_compile_was_off(workdir, data_yaml, teacher_pt):
     )
     assert yaml.safe_load((trainer.save_dir / "args.yaml").read_text())["compile"] is False
     assert trainer.args.compile is False
+
+
+def test_mlflow_sees_the_distillation_settings(workdir, data_yaml, teacher_pt, monkeypatch):
+    """Ultralytics' MLflow callback logs dict(trainer.args); the distillation settings must be in it (the test's name
+    contains test_mlflow, which the callback requires to run under pytest)."""
+    from types import SimpleNamespace
+
+    import ultralytics.utils.callbacks.mlflow as mlflow_cb
+
+    logged = {}
+    fake = SimpleNamespace(
+        set_experiment=lambda name: None,
+        autolog=lambda: None,
+        active_run=lambda: None,
+        start_run=lambda run_name: SimpleNamespace(info=SimpleNamespace(run_id="r1")),
+        get_tracking_uri=lambda: "file:///tmp/mlruns",
+        log_params=logged.update,
+    )
+    monkeypatch.setattr(mlflow_cb, "mlflow", fake)
+    args = train_args(workdir / "runs", name="tracked", cls_kd=0.7)
+    trainer = DistillationTrainer(
+        overrides={"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), **args}
+    )
+    trainer.add_callback("on_pretrain_routine_end", mlflow_cb.on_pretrain_routine_end)
+    trainer.train()
+    assert logged["yolodistill_teacher"] == str(teacher_pt) and len(logged["yolodistill_teacher_sha256"]) == 64
+    assert logged["yolodistill_recipe"] == "head_kd" and logged["yolodistill_cls_kd"] == 0.7
+    assert logged["yolodistill_teacher_imgsz"] == IMGSZ and logged["epochs"] == 1  # beside Ultralytics' own settings
+    assert not any(k.startswith("yolodistill_") for k in vars(trainer.args))  # gone again: validators re-check args

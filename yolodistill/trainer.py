@@ -26,6 +26,8 @@ from .data import resolve_data
 from .distiller import Distiller
 from .utils import DistillError
 
+# the events at which Ultralytics' integrations log trainer.args
+TRACKED_EVENTS = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_start")
 CKPT_KEY = "distill"  # extra checkpoint key: adapters, recipe, teacher path (plain types and tensors only)
 
 
@@ -97,6 +99,26 @@ class DistillationTrainer(DetectionTrainer):
             f"losses={r.weights()} taps teacher{self.plan.teacher_layers}→student{self.plan.student_layers} "
             f"adapter={r.adapter} imgsz={self.args.imgsz} teacher_imgsz={self.plan.teacher_imgsz}"
         )
+
+    def run_callbacks(self, event: str) -> None:
+        """While the run starts, `trainer.args` also carries the distillation settings (`yolodistill_*` keys): Ultralytics'
+        integrations (MLflow, W&B, Comet, ClearML, TensorBoard, DVC) log `trainer.args` then. They live outside it
+        otherwise, because validators and exporters re-check args against Ultralytics' own keys."""
+        if event not in TRACKED_EVENTS:
+            return super().run_callbacks(event)
+        extra = {f"yolodistill_{k}": v for k, v in self.tracked_settings().items()}
+        vars(self.args).update(extra)
+        try:
+            super().run_callbacks(event)
+        finally:
+            for k in extra:
+                vars(self.args).pop(k, None)
+
+    def tracked_settings(self) -> dict[str, Any]:
+        """What experiment trackers should record of the distillation: teacher path and hash, recipe, its values."""
+        recipe = {k: str(v) if isinstance(v, list) else v for k, v in self.plan.recipe.to_dict().items()}
+        return {"teacher": str(self.distill_args["teacher"]), "teacher_sha256": self.plan.teacher_sha256,
+                "recipe": self.plan.recipe_name, "teacher_imgsz": self.plan.teacher_imgsz, **recipe}  # fmt: skip
 
     @property
     def lowres(self) -> bool:
