@@ -101,9 +101,9 @@ class DistillationTrainer(DetectionTrainer):
         )
 
     def run_callbacks(self, event: str) -> None:
-        """While the run starts, `trainer.args` also carries the distillation settings (`yolodistill_*` keys): Ultralytics'
-        integrations (MLflow, W&B, Comet, ClearML, TensorBoard, DVC) log `trainer.args` then. They live outside it
-        otherwise, because validators and exporters re-check args against Ultralytics' own keys."""
+        """While the run starts, `trainer.args` also carries the distillation settings (`yolodistill_*` keys):
+        Ultralytics' integrations (MLflow, W&B, Comet, ClearML, TensorBoard, DVC) log `trainer.args` then. They live
+        outside it otherwise, because validators and exporters re-check args against Ultralytics' own keys."""
         if event not in TRACKED_EVENTS:
             return super().run_callbacks(event)
         extra = {f"yolodistill_{k}": v for k, v in self.tracked_settings().items()}
