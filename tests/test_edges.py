@@ -115,7 +115,7 @@ def test_resume_refuses_a_changed_run(distilled_run, tmp_path, capsys, extra, me
 
 
 def test_resume_args_keep_the_resolution_mode():
-    state = {"recipe": load_recipe("lowres").to_dict(), "recipe_name": "lowres", "teacher": "t.pt", "imgsz": 320}
+    state = {"recipe": load_recipe("cwd_mimic").to_dict(), "recipe_name": "cwd_mimic", "teacher": "t.pt", "imgsz": 320}
     lowres = {**state, "teacher_imgsz": 640}
     given = {"teacher": None, "recipe": None, "teacher_imgsz": None}
     assert resume_args(lowres, given, 320)["teacher_imgsz"] == 640
@@ -185,3 +185,31 @@ def test_mlflow_sees_the_distillation_settings(workdir, data_yaml, teacher_pt, m
     assert logged["yolodistill_recipe"] == "head_kd" and logged["yolodistill_cls_kd"] == 0.7
     assert logged["yolodistill_teacher_imgsz"] == IMGSZ and logged["epochs"] == 1  # beside Ultralytics' own settings
     assert not any(k.startswith("yolodistill_") for k in vars(trainer.args))  # gone again: validators re-check args
+
+
+def test_auto_batch_profiles_the_teacher_too(workdir, data_yaml, teacher_pt, monkeypatch, caplog):
+    """Auto-batch only profiles on CUDA; here the profiler is replaced by one that records what it was given."""
+    import ultralytics.engine.trainer as engine
+
+    profiled = {}
+
+    def fake_check_train_batch_size(model, imgsz, **kw):
+        x = torch.rand(2, 3, imgsz, imgsz)
+        seen = []
+        handle = model.teacher.model[0].register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
+        out = model(x)
+        handle.remove()
+        profiled.update(params=sum(p.numel() for p in model.parameters()), teacher_input=seen, keys=set(out))
+        return 7
+
+    monkeypatch.setattr(engine, "check_train_batch_size", fake_check_train_batch_size)
+    args = train_args(workdir / "runs", name="autobatch", batch=-1, imgsz=64, teacher_imgsz=128, recipe="lowres")
+    trainer = DistillationTrainer(
+        overrides={"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), **args}
+    )
+    with caplog.at_level("INFO"):
+        trainer.train()
+    student_params = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=6, verbose=False).parameters())
+    assert profiled["params"] > student_params  # the teacher is in the profiled step
+    assert profiled["teacher_input"] == [(128, 128)] and profiled["keys"] == {"student", "teacher"}
+    assert trainer.batch_size == 7 and "auto-batch chose batch=7" in caplog.text

@@ -41,6 +41,21 @@ class _StudentAndAdapters(nn.Module):
         self.adapters = adapters
 
 
+class _StepWithTeacher(nn.Module):
+    """What auto-batch profiles: the teacher's no-grad forward (at teacher_imgsz), then the student's forward, with the
+    teacher's outputs held meanwhile."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, scale: float):
+        super().__init__()
+        self.student, self.teacher, self.scale = student, teacher, scale
+        self.yaml, self.stride = student.yaml, student.stride  # what Ultralytics reads of the model meanwhile
+
+    def forward(self, x: torch.Tensor) -> dict[str, Any]:
+        with torch.no_grad():
+            held = self.teacher(x if self.scale == 1 else F.interpolate(x, scale_factor=self.scale))
+        return {"student": self.student(x), "teacher": held}
+
+
 def _apply_schedule(trainer: DistillationTrainer) -> None:
     """The recipe's weight schedule for the epoch about to start."""
     trainer.distiller.factor = trainer.plan.recipe.factor(trainer.epoch, trainer.epochs, trainer.args.close_mosaic)
@@ -141,6 +156,19 @@ class DistillationTrainer(DetectionTrainer):
             # an explicit size: a scale factor's rounding gives sides off the stride (rect batches) or 1 px short
             size = student_size(batch["img"].shape[-2:], self.args.imgsz / self.plan.teacher_imgsz, self.stride)
             batch["img"] = F.interpolate(batch["img"], size=size, mode="bilinear", antialias=True)
+        return batch
+
+    def auto_batch(self) -> int:
+        """Ultralytics profiles a training step of `self.model` at a few batch sizes (CUDA only); the profiled step
+        here also runs the teacher, at its own size, keeping its outputs alive through the student's step as a real
+        step does, so the chosen batch leaves room for it."""
+        student = self.model
+        self.model = _StepWithTeacher(student, self.distiller.teacher, self.plan.teacher_imgsz / self.args.imgsz)
+        try:
+            batch = super().auto_batch()
+        finally:
+            self.model = student
+        LOGGER.info(f"{colorstr('distill:')} auto-batch chose batch={batch}, profiling student and teacher together")
         return batch
 
     def build_optimizer(self, model: nn.Module, *args, **kwargs) -> torch.optim.Optimizer:
