@@ -67,6 +67,8 @@ class Distiller(nn.Module):
             self.losses["ld"] = LDLoss(recipe.ld_tau)
         self.weights = recipe.weights()
         self.factor = 1.0  # the recipe's schedule, set by the trainer at each epoch start (a float: no host sync)
+        # steps whose distillation was dropped for a non-finite teacher output; read (and reset) once an epoch
+        self.register_buffer("dropped_steps", torch.zeros((), dtype=torch.long), persistent=False)
         self.student_layers = list(student_layers)
         # Without a head loss the teacher never runs the layers after its last tap (its Detect head).
         self.teacher_stop = None if recipe.uses_head else max(teacher_layers)
@@ -95,10 +97,19 @@ class Distiller(nn.Module):
             # `embed` ends the forward at the last tapped layer; None runs the whole model, head included
             t_out = self.teacher.predict(teacher_img, embed=None if self.teacher_stop is None else [self.teacher_stop])
         teacher = self.teacher_taps.collect()
+        t_head = head_outputs(t_out) if self.recipe.uses_head else {}
+        # A non-finite teacher output drops this step's distillation (on the device: no host sync). The values are
+        # zeroed too, because a NaN multiplied by 0 in the forward still sends NaN gradients into the student.
+        values = [*teacher, *(t_head[k] for k in ("scores", "boxes") if k in t_head)]
+        finite = torch.stack([torch.isfinite(v).all() for v in values]).all()
+        self.dropped_steps += ~finite
+        teacher = [torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0) for t in teacher]
+        t_head = {k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in ("scores", "boxes") else v
+                  for k, v in t_head.items()}  # fmt: skip
         student = align([a(s) for a, s in zip(self.adapters, self.student_taps.collect())], teacher)
         masks = None
         if self.recipe.uses_head:
-            t_head, s_head = head_outputs(t_out), head_outputs(student_preds)
+            s_head = head_outputs(student_preds)
             s_scores = align_anchors(s_head["scores"], s_head["feats"], t_head["feats"])
             if self.recipe.feature_weighted:
                 masks = score_maps(t_head["scores"], t_head["feats"])
@@ -113,7 +124,7 @@ class Distiller(nn.Module):
             else:
                 loss = self.losses[name](student, teacher)
             terms.append(w * self.factor * loss)
-        terms = torch.stack(terms)
+        terms = torch.stack(terms) * finite
         return terms, dict(zip((f"{name}_loss" for name in self.weights), terms.detach()))
 
     def attach(self, student: nn.Module) -> None:

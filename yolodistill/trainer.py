@@ -11,6 +11,10 @@ Ultralytics runs the loop (data, loss, optimizer, EMA, validation, checkpoints, 
 from __future__ import annotations
 
 import io
+import itertools
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,9 +60,31 @@ class _StepWithTeacher(nn.Module):
         return {"student": self.student(x), "teacher": held}
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path` (atomic on POSIX
+    and Windows): readers and a later resume see the old content or the new, whatever moment a kill comes."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def _apply_schedule(trainer: DistillationTrainer) -> None:
     """The recipe's weight schedule for the epoch about to start."""
     trainer.distiller.factor = trainer.plan.recipe.factor(trainer.epoch, trainer.epochs, trainer.args.close_mosaic)
+
+
+def _report_dropped_steps(trainer: DistillationTrainer) -> None:
+    """Once an epoch (one host sync): how many steps had their distillation dropped for a non-finite teacher output."""
+    dropped = int(trainer.distiller.dropped_steps)
+    if dropped:
+        LOGGER.warning(
+            f"{colorstr('distill:')} epoch {trainer.epoch + 1}: distillation dropped in {dropped} step(s) where the "
+            "teacher's outputs were not finite (the detection loss trained as usual)"
+        )
+        trainer.distiller.dropped_steps.zero_()
 
 
 class DistillationTrainer(DetectionTrainer):
@@ -94,12 +120,22 @@ class DistillationTrainer(DetectionTrainer):
                 self.plan.student_channels,
             ).to(self.device)
         self.add_callback("on_train_epoch_start", _apply_schedule)
+        self.add_callback("on_train_epoch_end", _report_dropped_steps)
         YAML.save(self.save_dir / "distill.yaml", self.distill_state(adapters=False))
 
     def check_resume(self, overrides: dict[str, Any]) -> None:
         """Ultralytics calls this right after parsing the args and before creating the run directory, so bad input
         fails here without leaving a run behind. On resume, our args come back from the checkpoint's extra key."""
-        super().check_resume(overrides)
+        try:
+            super().check_resume(overrides)
+        except FileNotFoundError as e:  # Ultralytics says "not found" for any checkpoint it cannot load
+            resume = self.args.resume
+            if isinstance(resume, (str, Path)) and Path(resume).is_file():
+                raise DistillError(
+                    f"checkpoint '{resume}' is truncated or unreadable: resume from best.pt or an epochN.pt beside it, "
+                    "or start the run over"
+                ) from e
+            raise DistillError(f"resume checkpoint '{resume}' not found: pass resume=path/to/last.pt") from e
         if self.resume:
             state = torch_load(self.args.model, map_location="cpu").get(CKPT_KEY)
             if not state:
@@ -171,6 +207,19 @@ class DistillationTrainer(DetectionTrainer):
         LOGGER.info(f"{colorstr('distill:')} auto-batch chose batch={batch}, profiling student and teacher together")
         return batch
 
+    def optimizer_step(self) -> None:
+        """Ultralytics clips the gradient norm of `self.model.parameters()` (max 10) inside its optimizer step; while
+        that step runs, the call also yields the adapters, so they are clipped together with the student."""
+        adapters = list(self.distiller.adapters.parameters())
+        if not adapters:
+            return super().optimizer_step()
+        plain = self.model.parameters
+        self.model.parameters = lambda recurse=True: itertools.chain(plain(recurse), adapters)
+        try:
+            super().optimizer_step()
+        finally:
+            del self.model.parameters  # the class's method again
+
     def build_optimizer(self, model: nn.Module, *args, **kwargs) -> torch.optim.Optimizer:
         """The student's optimizer, with the adapters in the same parameter groups."""
         return super().build_optimizer(_StudentAndAdapters(model, self.distiller.adapters), *args, **kwargs)
@@ -216,20 +265,31 @@ class DistillationTrainer(DetectionTrainer):
         return state
 
     def save_model(self) -> bool:
-        """Ultralytics assembles the checkpoint dict inside save_model with no extension point, so the files it wrote
-        are read back once and rewritten with the extra key (student keys untouched)."""
-        if not super().save_model():
+        """Ultralytics assembles the checkpoint inside save_model, with no extension point, and writes its files in
+        place. Here it writes them into a staging folder instead; the checkpoint is read back once, given the extra
+        key, and each file is moved into place with os.replace, so a kill at any moment leaves either the old file or
+        the new one, never a truncated one."""
+        real = self.wdir, self.last, self.best
+        staging = self.wdir / ".staging"
+        self.wdir, self.last, self.best = staging, staging / self.last.name, staging / self.best.name
+        try:
+            saved = super().save_model()
+        finally:
+            self.wdir, self.last, self.best = real
+        if not saved:
             return False
-        ckpt = torch_load(io.BytesIO(self.last.read_bytes()), map_location="cpu")
+        ckpt = torch_load(io.BytesIO((staging / self.last.name).read_bytes()), map_location="cpu")
         ckpt[CKPT_KEY] = self.distill_state()
         buffer = io.BytesIO()
         torch.save(ckpt, buffer)
-        data = buffer.getvalue()
-        self.last.write_bytes(data)
+        targets = [self.last]
         if self.best_fitness == self.fitness:
-            self.best.write_bytes(data)
+            targets.append(self.best)
         if self.save_period > 0 and self.epoch % self.save_period == 0:
-            (self.wdir / f"epoch{self.epoch}.pt").write_bytes(data)
+            targets.append(self.wdir / f"epoch{self.epoch}.pt")
+        for path in targets:
+            write_atomic(path, buffer.getvalue())
+        shutil.rmtree(staging, ignore_errors=True)
         return True
 
     def _load_checkpoint_state(self, ckpt: dict) -> None:
