@@ -213,3 +213,34 @@ def test_auto_batch_profiles_the_teacher_too(workdir, data_yaml, teacher_pt, mon
     assert profiled["params"] > student_params  # the teacher is in the profiled step
     assert profiled["teacher_input"] == [(128, 128)] and profiled["keys"] == {"student", "teacher"}
     assert trainer.batch_size == 7 and "auto-batch chose batch=7" in caplog.text
+
+
+def test_release_teacher_is_fetched_like_yolo_does(workdir, data_yaml, teacher_pt, tmp_path, monkeypatch):
+    """`teacher=yolov8l.pt` not on disk goes through Ultralytics' download helper (replaced here by a local copy)."""
+    import shutil
+
+    import yolodistill.teacher as teacher_module
+
+    asked = []
+
+    def fake_download(file):
+        asked.append(str(file))
+        shutil.copyfile(teacher_pt, file)
+        return str(file)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(teacher_module, "attempt_download_asset", fake_download)
+    args = train_args(workdir / "runs", name="fetched")
+    trainer = DistillationTrainer(
+        overrides={"teacher": "yolov8l.pt", "model": "yolov8n.yaml", "data": str(data_yaml), **args}
+    )
+    assert asked == ["yolov8l.pt"] and trainer.plan.teacher is not None
+
+
+def test_release_teacher_offline_is_one_line(data_yaml, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "teacher=yolov8x.pt", "student=yolov8n.yaml", f"data={data_yaml}", f"project={tmp_path / 'runs'}"]
+    assert entrypoint(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "teacher 'yolov8x.pt' is not on disk and could not be downloaded" in err and "\n" not in err
+    assert "pass teacher=path/to/yolov8x.pt" in err and not (tmp_path / "runs").exists()

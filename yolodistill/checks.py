@@ -19,7 +19,7 @@ from ultralytics.utils.checks import check_model_file_from_stem
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
 from .taps import FeatureTaps, detect_inputs
-from .teacher import _UNREADABLE, load_teacher, model_task
+from .teacher import _UNREADABLE, fetch_release, load_teacher, model_task
 from .utils import DistillError, suggest
 
 # yolodistill's own train arguments, accepted next to Ultralytics' (None: take the value from the recipe).
@@ -105,7 +105,7 @@ def _load_student(model: Any, nc: int) -> nn.Module:
         raise DistillError("no student given: pass student=yolov8n.yaml (a model yaml or a .pt to start from)")
     try:
         if str(model).endswith(".pt"):
-            student = load_checkpoint(model, device=torch.device("cpu"))[0]
+            student = load_checkpoint(fetch_release(model, "student"), device=torch.device("cpu"))[0]
         else:
             student = DetectionModel(model, nc=nc, verbose=False)
     except _UNREADABLE as e:

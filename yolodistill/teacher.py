@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from ultralytics.nn.tasks import guess_model_task, load_checkpoint
+from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES, attempt_download_asset
 
 from .utils import DistillError
 
@@ -25,9 +26,7 @@ def load_teacher(path: str | Path) -> nn.Module:
     """
     if not path:
         raise DistillError("no teacher given: pass teacher=path/to/teacher.pt (an Ultralytics detection checkpoint)")
-    p = Path(path)
-    if not p.is_file():
-        raise DistillError(f"teacher '{path}' not found: pass teacher=path/to/teacher.pt")
+    p = fetch_release(path, "teacher")
     try:
         model, _ = load_checkpoint(p, device=torch.device("cpu"))
     except _UNREADABLE as e:
@@ -39,6 +38,24 @@ def load_teacher(path: str | Path) -> nn.Module:
     if task != "detect":
         raise DistillError(f"teacher '{path}' is a {task} model: yolodistill needs a detection teacher")
     return freeze(model.fuse(verbose=False) if hasattr(model, "fuse") else model)
+
+
+def fetch_release(path: str | Path, who: str) -> Path:
+    """`path` itself when it is a file; a bare Ultralytics release name (`yolov8l.pt`) not on disk is fetched the way
+    `yolo` fetches it (Ultralytics' download helper, same places looked in and written to). Else a one-line error
+    that says which: not found, or not downloadable (offline?)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.name in GITHUB_ASSETS_NAMES and p.parent == Path("."):
+        try:
+            return Path(attempt_download_asset(p))
+        except (ConnectionError, OSError, RuntimeError, ValueError) as e:  # what the download helper raises
+            raise DistillError(
+                f"{who} '{path}' is not on disk and could not be downloaded ({type(e).__name__}; offline?): "
+                f"download it once, or pass {who}=path/to/{p.name}"
+            ) from e
+    raise DistillError(f"{who} '{path}' not found: pass {who}=path/to/{who}.pt")
 
 
 def model_task(model: nn.Module) -> str:
