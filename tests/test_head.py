@@ -278,3 +278,23 @@ def test_same_seed_same_start_as_plain_ultralytics(workdir, data_yaml, teacher_p
     assert a["state"].keys() == b["state"].keys()
     assert [k for k in a["state"] if not torch.equal(a["state"][k], b["state"][k])] == []
     assert torch.equal(a["img"], b["img"])
+
+
+def test_under_bf16_autocast_teacher_runs_low_precision_losses_stay_fp32(models):
+    """Ultralytics computes the loss inside autocast; on CPU, bf16 autocast takes the same path as fp16 on CUDA."""
+    teacher, student = models
+    d = Distiller(teacher, load_recipe("head_pkd"), [15, 18, 21], [15, 18, 21], [128, 256, 512], [64, 128, 256])
+    dtypes = []
+    handle = teacher.model[15].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    d.attach(student)
+    try:
+        x = torch.rand(2, 3, 64, 64)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            terms, _ = d(x, student.predict(x))
+        terms.sum().backward()
+    finally:
+        d.detach()
+        handle.remove()
+    assert dtypes == [torch.bfloat16] and terms.dtype == torch.float32 and torch.isfinite(terms).all()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in d.adapters.parameters())
+    student.zero_grad()

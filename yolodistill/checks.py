@@ -55,10 +55,11 @@ def merge_cfg(args: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def check_args(args: dict[str, Any]) -> None:
+def check_args(args: dict[str, Any], cfg: dict[str, Any] | None = None) -> None:
     """Reject misspelled keys (naming the closest valid ones), values of the wrong type for Ultralytics keys and two
-    distillations at once."""
-    valid = {*DEFAULT_CFG_DICT, *DISTILL_ARGS}
+    distillations at once. `cfg` is the trainer's base config, whose keys are valid too (a DDP worker's has
+    `save_dir`)."""
+    valid = {*DEFAULT_CFG_DICT, *(cfg or {}), *DISTILL_ARGS}
     for k in args:
         if k not in valid:
             raise suggest(k, valid)

@@ -14,15 +14,19 @@ import io
 import itertools
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from ultralytics.cfg import cfg2dict
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import DEFAULT_CFG, LOGGER, YAML, colorstr
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.patches import override_configs, torch_load
+from ultralytics.utils.torch_utils import unwrap_model
 
 from .alignment import student_size
 from .checks import DISTILL_ARGS, check_args, merge_cfg, preflight, resume_args
@@ -58,6 +62,15 @@ class _StepWithTeacher(nn.Module):
         with torch.no_grad():
             held = self.teacher(x if self.scale == 1 else F.interpolate(x, scale_factor=self.scale))
         return {"student": self.student(x), "teacher": held}
+
+
+def average_gradients(params: list[nn.Parameter]) -> None:
+    """All-reduce the gradients of `params` to their mean over the DDP ranks (what DDP does for the student)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    world = dist.get_world_size()
+    for g in grads:
+        dist.all_reduce(g)
+        g.div_(world)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -100,7 +113,7 @@ class DistillationTrainer(DetectionTrainer):
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks: dict | None = None):
         overrides = merge_cfg(overrides or {})
-        check_args(overrides)
+        check_args(overrides, cfg2dict(cfg))
         # Our args stay out of Ultralytics' namespace: validators, exporters and checkpoint loaders re-check it
         # against their own keys. They are kept in the checkpoint's extra key instead.
         self.distill_args = {**DISTILL_ARGS, **{k: overrides.pop(k) for k in list(overrides) if k in DISTILL_ARGS}}
@@ -109,8 +122,10 @@ class DistillationTrainer(DetectionTrainer):
             overrides["compile"] = False
         super().__init__(cfg, overrides, _callbacks)
         # Ultralytics has just seeded the global RNG; the adapters are initialised off it, so that a run with a given
-        # seed starts from the same student weights and sees the same batches as `yolo train` with that seed.
+        # seed starts from the same student weights and sees the same batches as `yolo train` with that seed. Their
+        # own seed is the run's, not the rank's (Ultralytics seeds seed + 1 + RANK), so DDP ranks start equal.
         with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.args.seed)
             self.distiller = Distiller(
                 self.plan.teacher,
                 self.plan.recipe,
@@ -121,7 +136,8 @@ class DistillationTrainer(DetectionTrainer):
             ).to(self.device)
         self.add_callback("on_train_epoch_start", _apply_schedule)
         self.add_callback("on_train_epoch_end", _report_dropped_steps)
-        YAML.save(self.save_dir / "distill.yaml", self.distill_state(adapters=False))
+        if RANK in {-1, 0}:
+            YAML.save(self.save_dir / "distill.yaml", self.distill_state(adapters=False))
 
     def check_resume(self, overrides: dict[str, Any]) -> None:
         """Ultralytics calls this right after parsing the args and before creating the run directory, so bad input
@@ -157,13 +173,8 @@ class DistillationTrainer(DetectionTrainer):
         outside it otherwise, because validators and exporters re-check args against Ultralytics' own keys."""
         if event not in TRACKED_EVENTS:
             return super().run_callbacks(event)
-        extra = {f"yolodistill_{k}": v for k, v in self.tracked_settings().items()}
-        vars(self.args).update(extra)
-        try:
+        with self._args_with({f"yolodistill_{k}": v for k, v in self.tracked_settings().items()}):
             super().run_callbacks(event)
-        finally:
-            for k in extra:
-                vars(self.args).pop(k, None)
 
     def tracked_settings(self) -> dict[str, Any]:
         """What experiment trackers should record of the distillation: teacher path and hash, recipe, its values."""
@@ -213,6 +224,8 @@ class DistillationTrainer(DetectionTrainer):
         adapters = list(self.distiller.adapters.parameters())
         if not adapters:
             return super().optimizer_step()
+        if self.world_size > 1:  # outside the DDP-wrapped student: average their gradients across ranks here
+            average_gradients(adapters)
         plain = self.model.parameters
         self.model.parameters = lambda recurse=True: itertools.chain(plain(recurse), adapters)
         try:
@@ -228,14 +241,35 @@ class DistillationTrainer(DetectionTrainer):
         """After Ultralytics' setup, so the hooks and the wrapped criterion never reach the EMA copy it validates and
         saves (the EMA is a deepcopy of the model made inside setup)."""
         super()._setup_train()
-        self.distiller.attach(self.model)
+        self.distiller.attach(unwrap_model(self.model))  # DDP wraps the student: hook the module inside
 
     def train(self) -> None:
-        """Train, then take the hooks off the student whatever happened."""
+        """Train, then take the hooks off the student whatever happened. With several GPUs Ultralytics starts one
+        worker per GPU, each rebuilding the trainer from `trainer.args`, which then carries the distillation args."""
         try:
-            super().train()
+            if self.ddp:
+                with self._args_with(self.worker_args()):
+                    super().train()
+            else:
+                super().train()
         finally:
             self.distiller.detach()
+
+    def worker_args(self) -> dict[str, Any]:
+        """yolodistill's args as a DDP worker (or any rebuilt trainer) needs them: resolved recipe and sizes."""
+        return {**self.plan.recipe.to_dict(), "teacher": str(self.distill_args["teacher"]),
+                "recipe": self.plan.recipe_name, "teacher_imgsz": self.plan.teacher_imgsz}  # fmt: skip
+
+    @contextmanager
+    def _args_with(self, extra: dict[str, Any]):
+        """`trainer.args` with `extra` keys for a while (they stay out of it otherwise: validators and exporters
+        re-check args against Ultralytics' own keys)."""
+        vars(self.args).update(extra)
+        try:
+            yield self.args
+        finally:
+            for k in extra:
+                vars(self.args).pop(k, None)
 
     def label_loss_items(self, loss_items: dict | None = None, prefix: str = "train"):
         """Validation has no distillation columns: the teacher never runs on validation images."""
@@ -301,4 +335,4 @@ class DistillationTrainer(DetectionTrainer):
         if ckpt.get(CKPT_KEY):
             self.distiller.adapters.load_state_dict(ckpt[CKPT_KEY]["adapters"])
         if attached:
-            self.distiller.attach(self.model)
+            self.distiller.attach(unwrap_model(self.model))

@@ -1,0 +1,99 @@
+"""Multi-GPU DDP through Ultralytics' launcher, tested on CPU (issue 13): what a worker rebuilds from Ultralytics' DDP
+file, and adapters that stay identical across 2 gloo ranks and equal a single process on the whole batch."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from conftest import train_args
+from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT
+from ultralytics.utils.patches import torch_load
+
+from yolodistill import DistillationTrainer
+from yolodistill.distiller import Distiller, head_outputs
+from yolodistill.recipes import load_recipe
+from yolodistill.teacher import freeze
+from yolodistill.trainer import average_gradients
+
+STEPS, BATCH = 3, 4
+
+
+def test_ddp_worker_rebuilds_the_same_distillation(workdir, data_yaml, teacher_pt):
+    from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
+
+    args = train_args(workdir / "runs", name="ddp", recipe="head_pkd", cls_kd=0.8, teacher_imgsz=128, ld=0)
+    trainer = DistillationTrainer(
+        overrides={"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), **args}
+    )
+    with trainer._args_with(trainer.worker_args()):  # what train() does before Ultralytics writes the DDP file
+        file = generate_ddp_file(trainer)
+    try:
+        state = torch_load(file.replace(".py", ".pt"), map_location="cpu")
+        rebuilt = state["trainer"](
+            cfg={**DEFAULT_CFG_DICT, "save_dir": ""}, overrides=state["args"], _callbacks=state["callbacks"]
+        )
+    finally:
+        ddp_cleanup(trainer, file)
+    assert isinstance(rebuilt, DistillationTrainer)
+    assert rebuilt.plan.recipe == trainer.plan.recipe and rebuilt.plan.recipe.cls_kd == 0.8
+    assert rebuilt.plan.recipe_name == "head_pkd" and rebuilt.plan.teacher_imgsz == 128
+    assert rebuilt.distill_args["teacher"] == str(teacher_pt)
+    assert not any(k in vars(trainer.args) for k in ("teacher", "recipe", "cls_kd"))  # gone again after the file
+
+
+def _models():
+    torch.manual_seed(0)
+    teacher = freeze(DetectionModel("yolov8s.yaml", nc=6, verbose=False))
+    student = DetectionModel("yolov8n.yaml", nc=6, verbose=False).eval()  # BN on running stats: same on any split
+    student.args = DEFAULT_CFG
+    torch.manual_seed(1)  # the adapters' own seed, equal on every rank (as the trainer seeds them)
+    distiller = Distiller(
+        teacher, load_recipe("cwd_mimic"), [15, 18, 21], [15, 18, 21], [128, 256, 512], [64, 128, 256]
+    )
+    images = torch.rand(BATCH, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    return student, distiller, images
+
+
+def _steps(model, student, distiller, images, ddp: bool) -> dict[str, torch.Tensor]:
+    distiller.attach(student)
+    adapters = list(distiller.adapters.parameters())
+    opt = torch.optim.SGD([*student.parameters(), *adapters], lr=0.5)
+    for _ in range(STEPS):
+        preds = model(images)
+        terms, _ = distiller(images, preds)
+        # the detection loss uses every head output in training; DDP needs that, here 0 × outputs stands in for it
+        head = head_outputs(preds)
+        (terms.sum() + 0 * (head["boxes"].sum() + head["scores"].sum())).backward()
+        if ddp:
+            average_gradients(adapters)
+        opt.step()
+        opt.zero_grad()
+    distiller.detach()
+    return {k: v.detach().clone() for k, v in distiller.adapters.state_dict().items()}
+
+
+def _rank(rank: int, world: int, init: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    try:
+        student, distiller, images = _models()
+        half = images.chunk(world)[rank]
+        ddp = torch.nn.parallel.DistributedDataParallel(student, find_unused_parameters=True)
+        torch.save(_steps(ddp, student, distiller, half, ddp=True), f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_adapters_stay_equal_across_ranks_and_match_one_process(tmp_path):
+    out, init = str(tmp_path / "adapters"), str(tmp_path / "init")
+    mp.spawn(_rank, args=(2, init, out), nprocs=2, join=True)
+    ranks = [torch.load(f"{out}.{r}") for r in range(2)]
+    student, distiller, images = _models()
+    single = _steps(student, student, distiller, images, ddp=False)
+    start = _models()[1].adapters.state_dict()
+    for k in single:
+        assert torch.equal(ranks[0][k], ranks[1][k]), k  # bit-identical on both ranks
+        torch.testing.assert_close(ranks[0][k], single[k], atol=1e-5, rtol=1e-5)
+        assert not torch.equal(single[k], start[k])  # they did train
