@@ -34,6 +34,18 @@ def make_teacher(path: Path, cfg: str = "yolov8s.yaml", names=CLASS_NAMES, seed:
     return save_checkpoint(model, path)
 
 
+def distil_step(distiller, student, x: torch.Tensor, backward: bool = True):
+    """One distillation forward (and backward) of `student` on `x` through `distiller`, attached only meanwhile."""
+    distiller.attach(student)
+    try:
+        terms, items = distiller(x, student.predict(x))
+        if backward:
+            terms.sum().backward()
+    finally:
+        distiller.detach()
+    return terms, items
+
+
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("yolodistill")

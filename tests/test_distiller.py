@@ -131,7 +131,7 @@ def test_teachers_of_other_families_teach_a_yolov8_student(family, tmp_path, dat
     (reg_max 1), so LD is refused in one line there and the other losses still work."""
     from types import SimpleNamespace
 
-    from conftest import make_teacher
+    from conftest import distil_step, make_teacher
 
     from yolodistill.checks import DISTILL_ARGS, preflight
     from yolodistill.utils import DistillError
@@ -155,13 +155,7 @@ def test_teachers_of_other_families_teach_a_yolov8_student(family, tmp_path, dat
         plan.teacher_channels,
         plan.student_channels,
     )
-    d.attach(student)
-    try:
-        x = torch.rand(2, 3, 64, 64)
-        terms, items = d(x, student.predict(x))
-        terms.sum().backward()
-    finally:
-        d.detach()
+    terms, items = distil_step(d, student, torch.rand(2, 3, 64, 64))
     assert {"cwd_loss", "mimic_loss", "pkd_loss", "cls_kd_loss"} <= set(items)
     assert torch.isfinite(terms).all() and (terms > 0).all()
     assert all(p.grad is not None for p in d.adapters.parameters())
