@@ -243,6 +243,12 @@ def test_one_epoch_with_every_new_loss(workdir, data_yaml, teacher_pt):
         assert values[0] > 0 and math.isfinite(values[0])
         assert values[1] == 0.0  # distillation off in the close_mosaic epoch
     assert factors == [1.0, 0.0]
+    teacher_calls = []
+    trainer.distiller.teacher.model[0].register_forward_hook(lambda *a: teacher_calls.append(1))
+    x = torch.rand(2, 3, 64, 64)
+    trainer.distiller.factor = 0.0
+    distil_step(trainer.distiller, trainer.model, x, backward=False)
+    assert not teacher_calls  # an epoch with distillation off never runs the teacher
 
 
 def test_same_seed_same_start_as_plain_ultralytics(workdir, data_yaml, teacher_pt):

@@ -93,6 +93,10 @@ class Distiller(nn.Module):
             A K-vector of weighted losses (K = losses in the recipe, in `weights` order) and the same values detached,
             keyed `<loss>_loss` for Ultralytics' progress bar and results.csv.
         """
+        names = [f"{name}_loss" for name in self.weights]
+        if self.factor == 0:  # the schedule has distillation off (final close_mosaic epochs): the teacher need not run
+            terms = torch.zeros(len(names), device=teacher_img.device)
+            return terms, dict(zip(names, terms))
         with torch.no_grad():
             # `embed` ends the forward at the last tapped layer; None runs the whole model, head included
             t_out = self.teacher.predict(teacher_img, embed=None if self.teacher_stop is None else [self.teacher_stop])
@@ -125,7 +129,7 @@ class Distiller(nn.Module):
                 loss = self.losses[name](student, teacher)
             terms.append(w * self.factor * loss)
         terms = torch.stack(terms) * finite
-        return terms, dict(zip((f"{name}_loss" for name in self.weights), terms.detach()))
+        return terms, dict(zip(names, terms.detach()))
 
     def attach(self, student: nn.Module) -> None:
         """Hook the student's tapped layers and wrap its detection criterion with the distillation terms."""
