@@ -4,9 +4,10 @@ full-resolution student. GR = (mAP_distilled_low − mAP_student_low) / (mAP_stu
     python benchmarks/lowres.py --quick   # 1 seed, half the train images, 6 epochs, 128 → 64 px
     python benchmarks/lowres.py           # 3 seeds, 30 epochs, the efficacy regime (`shapes`, 50-epoch teacher)
 
-Same seed, same start weights and batches for the three variants: the distilled row also reports its paired gain over
-the ½-resolution student. Two trainings run side by side (one torch thread each); finished runs are kept.
-`--data synthetic --teacher-epochs 10 --epochs 10` is the older, harder preset.
+Same seed, same start weights and batches for every variant: each distilled row (one per `--recipes` entry; the
+default for a lower-resolution student is marked) also reports its paired gain over the ½-resolution student. Two
+trainings run side by side (one torch thread each); finished runs are kept. `--data synthetic --teacher-epochs 10
+--epochs 10` is the older, harder preset.
 
 Writes benchmarks/results/lowres.json and lowres.png (lowres_quick.* with --quick).
 """
@@ -31,7 +32,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--recipe", default="lowres")
+    p.add_argument("--recipes", nargs="+", default=["lowres", "cwd_mimic"], help="the first is the default's row")
     p.add_argument("--workers", type=int, default=2, help="trainings side by side, one torch thread each")
     return p.parse_args()
 
@@ -39,6 +40,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from yolodistill.data import resolve_data
+    from yolodistill.recipes import LOWRES_RECIPE
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     epochs = args.epochs or (6 if args.quick else 30)
@@ -49,22 +51,21 @@ def main() -> None:
     data = resolve_data(args.data)
     t_pt, teacher = common.teacher(args, data)
 
-    variants = [
-        (f"student@{full}", "student", {"imgsz": full}),
-        (f"student@{low}", "student", {"imgsz": low}),
-        (f"yolodistill:{args.recipe}@{low}<-{full}", "yolodistill", {"imgsz": low, "teacher_imgsz": full,
-                                                                      "recipe": args.recipe}),
-    ]  # fmt: skip
+    variants = [(f"student@{full}", "student", {"imgsz": full}), (f"student@{low}", "student", {"imgsz": low})]
+    variants += [(f"yolodistill:{r}@{low}<-{full}", "yolodistill", {"imgsz": low, "teacher_imgsz": full, "recipe": r})
+                 for r in args.recipes]  # fmt: skip
     labels = ["lowres-" + name.replace(":", "_").replace("<-", "_from_") for name, _, _ in variants]
     jobs = [dict(method=kind, model=args.student, data=data, teacher=t_pt, name=f"{label}-s{s}", seed=s, **run,
                  **extra) for s in seeds for label, (_, kind, extra) in zip(labels, variants)]  # fmt: skip
     results = dict(zip((j["name"] for j in jobs), train_all(jobs, args.workers)))
     rows = []
-    for label, (name, kind, extra) in zip(labels, variants):
+    for label, (name, _, extra) in zip(labels, variants):
         runs = [{"seed": s, **results[f"{label}-s{s}"]} for s in seeds]
-        rows.append(row(name, kind == "yolodistill", runs, imgsz=extra["imgsz"]))
-    rows[2]["gap_recovery"] = gap_recovery(rows[2]["map50_95_mean"], rows[1]["map50_95_mean"], rows[0]["map50_95_mean"])
-    rows[2].update(paired(rows[2]["per_seed"], rows[1]["per_seed"]))
+        rows.append(row(name, extra.get("recipe") == LOWRES_RECIPE, runs, imgsz=extra["imgsz"]))
+    full_row, low_row = rows[0], rows[1]
+    for r in rows[2:]:
+        r["gap_recovery"] = gap_recovery(r["map50_95_mean"], low_row["map50_95_mean"], full_row["map50_95_mean"])
+        r.update(paired(r["per_seed"], low_row["per_seed"]))
     mode = "quick" if args.quick else "full"
     out = common.result_name("lowres", args.quick)
     write_json(out, {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data, "imgsz": full},

@@ -89,6 +89,22 @@ def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
     assert again["rows"] == result["rows"]
 
 
+def test_lowres_script(tmp_path, data_yaml, teacher_pt):
+    result, _ = run_script(
+        "lowres.py", tmp_path, "--data", str(data_yaml), "--teacher", str(teacher_pt), "--imgsz", str(IMGSZ),
+        "--epochs", "1", "--batch", "8", "--seeds", "0", "--recipes", "lowres", "cwd_mimic",
+    )  # fmt: skip
+    rows = {r["method"]: r for r in result["rows"]}
+    low = IMGSZ // 2
+    assert list(rows) == [f"student@{IMGSZ}", f"student@{low}", f"yolodistill:lowres@{low}<-{IMGSZ}",
+                          f"yolodistill:cwd_mimic@{low}<-{IMGSZ}"]  # fmt: skip
+    assert [r["default"] for r in rows.values()] == [False, False, True, False]
+    for r in result["rows"][2:]:
+        gap = common.gap_recovery(r["map50_95_mean"], rows[f"student@{low}"]["map50_95_mean"],
+                                  rows[f"student@{IMGSZ}"]["map50_95_mean"])  # fmt: skip
+        assert r["gap_recovery"] == gap and "paired_gain_mean" in r
+
+
 def test_overhead_script(tmp_path, data_yaml):
     result, _ = run_script(
         "overhead.py", tmp_path, "--data", str(data_yaml), "--imgsz", str(IMGSZ), "--batch", "2", "--iters", "2",

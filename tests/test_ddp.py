@@ -15,7 +15,7 @@ from yolodistill import DistillationTrainer
 from yolodistill.distiller import Distiller, head_outputs
 from yolodistill.recipes import load_recipe
 from yolodistill.teacher import freeze
-from yolodistill.trainer import average_gradients
+from yolodistill.trainer import average_gradients, broadcast_from_rank0
 
 STEPS, BATCH = 3, 4
 
@@ -43,12 +43,12 @@ def test_ddp_worker_rebuilds_the_same_distillation(workdir, data_yaml, teacher_p
     assert not any(k in vars(trainer.args) for k in ("teacher", "recipe", "cls_kd"))  # gone again after the file
 
 
-def _models():
+def _models(adapter_seed: int = 1):
     torch.manual_seed(0)
     teacher = freeze(DetectionModel("yolov8s.yaml", nc=6, verbose=False))
     student = DetectionModel("yolov8n.yaml", nc=6, verbose=False).eval()  # BN on running stats: same on any split
     student.args = DEFAULT_CFG
-    torch.manual_seed(1)  # the adapters' own seed, equal on every rank (as the trainer seeds them)
+    torch.manual_seed(adapter_seed)  # ranks are seeded differently, as Ultralytics seeds them (seed + 1 + RANK)
     distiller = Distiller(
         teacher, load_recipe("cwd_mimic"), [15, 18, 21], [15, 18, 21], [128, 256, 512], [64, 128, 256]
     )
@@ -78,7 +78,8 @@ def _rank(rank: int, world: int, init: str, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     try:
-        student, distiller, images = _models()
+        student, distiller, images = _models(adapter_seed=1 + rank)
+        broadcast_from_rank0(list(distiller.adapters.parameters()))  # what the trainer does after its setup
         half = images.chunk(world)[rank]
         ddp = torch.nn.parallel.DistributedDataParallel(student, find_unused_parameters=True)
         torch.save(_steps(ddp, student, distiller, half, ddp=True), f"{out}.{rank}")
@@ -90,7 +91,7 @@ def test_adapters_stay_equal_across_ranks_and_match_one_process(tmp_path):
     out, init = str(tmp_path / "adapters"), str(tmp_path / "init")
     mp.spawn(_rank, args=(2, init, out), nprocs=2, join=True)
     ranks = [torch.load(f"{out}.{r}") for r in range(2)]
-    student, distiller, images = _models()
+    student, distiller, images = _models()  # rank 0's adapters
     single = _steps(student, student, distiller, images, ddp=False)
     start = _models()[1].adapters.state_dict()
     for k in single:

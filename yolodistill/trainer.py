@@ -64,6 +64,12 @@ class _StepWithTeacher(nn.Module):
         return {"student": self.student(x), "teacher": held}
 
 
+def broadcast_from_rank0(params: list[nn.Parameter]) -> None:
+    """Copy rank 0's values of `params` to every DDP rank (what DDP does for the student when it wraps it)."""
+    for p in params:
+        dist.broadcast(p.data, src=0)
+
+
 def average_gradients(params: list[nn.Parameter]) -> None:
     """All-reduce the gradients of `params` to their mean over the DDP ranks (what DDP does for the student)."""
     grads = [p.grad for p in params if p.grad is not None]
@@ -122,10 +128,8 @@ class DistillationTrainer(DetectionTrainer):
             overrides["compile"] = False
         super().__init__(cfg, overrides, _callbacks)
         # Ultralytics has just seeded the global RNG; the adapters are initialised off it, so that a run with a given
-        # seed starts from the same student weights and sees the same batches as `yolo train` with that seed. Their
-        # own seed is the run's, not the rank's (Ultralytics seeds seed + 1 + RANK), so DDP ranks start equal.
+        # seed starts from the same student weights and sees the same batches as `yolo train` with that seed.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.args.seed)
             self.distiller = Distiller(
                 self.plan.teacher,
                 self.plan.recipe,
@@ -242,6 +246,8 @@ class DistillationTrainer(DetectionTrainer):
         saves (the EMA is a deepcopy of the model made inside setup)."""
         super()._setup_train()
         self.distiller.attach(unwrap_model(self.model))  # DDP wraps the student: hook the module inside
+        if self.world_size > 1:  # ranks are seeded seed + 1 + RANK: start every rank from rank 0's adapters
+            broadcast_from_rank0(list(self.distiller.adapters.parameters()))
 
     def train(self) -> None:
         """Train, then take the hooks off the student whatever happened. With several GPUs Ultralytics starts one
