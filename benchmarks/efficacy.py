@@ -12,7 +12,7 @@ epochs at 128 px (mAP50-95 0.604); students 30 epochs from scratch at 128 px, ba
 0-2). Two trainings run side by side, one torch thread each; every finished run is kept (`common.train`: by the hash
 of its settings), so an interrupted run continues where it stopped. Measured figures are in README "Results".
 
-    python benchmarks/efficacy.py --quick   # 1 seed, 10 epochs, student + default only: ≤ 10 min on 2 CPU cores
+    python benchmarks/efficacy.py --quick   # 1 seed, 10 epochs, student + default only: 4 min on 2 CPU cores
     python benchmarks/efficacy.py           # 3 seeds × 5 methods, 30 epochs: about 83 min on 2 CPU cores
 
 A recipe may carry overrides of its keys, which is how the defaults are tuned (`--dis` with no value skips Ultralytics):
