@@ -48,6 +48,19 @@ SCRIPT = textwrap.dedent(
             write(path, data)
 
         yt.write_atomic = half_then_kill
+    elif moment == "while_stripping":  # after the last epoch, half of the optimizer-stripped last.pt is written
+        import io
+        import torch
+
+        def half_a_save_then_kill(obj, f):
+            buffer = io.BytesIO()
+            save(obj, buffer)
+            with open(f, "wb") as out:
+                out.write(buffer.getvalue()[: buffer.tell() // 2])
+            kill()
+
+        save = torch.save  # only Ultralytics' final strip_optimizer saves after the last on_model_save
+        trainer.add_callback("on_model_save", lambda t: setattr(torch, "save", half_a_save_then_kill))
     trainer.train()
     """
 )
@@ -71,6 +84,20 @@ def test_killed_run_resumes_and_finishes(moment, workdir, data_yaml, teacher_pt,
     with open(tmp_path / "runs" / "killed" / "results.csv") as f:
         epochs = [int(float(r["epoch"])) for r in csv.DictReader(f)]
     assert epochs[-1] == 3 and sorted(set(epochs)) == [1, 2, 3]
+
+
+def test_killed_while_stripping_the_optimizer_keeps_last_pt_whole(workdir, data_yaml, teacher_pt, tmp_path):
+    """Ultralytics' final_eval rewrites last.pt without its optimizer; killed halfway, the file stays the last
+    epoch's full checkpoint (a plain DetectionTrainer would leave half a file)."""
+    args = {"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), "recipe": "mimic"}
+    args.update(train_args(tmp_path / "runs", name="stripped", epochs=1, batch=8))
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    killed = subprocess.run(
+        [sys.executable, "-c", SCRIPT, repr(args), "while_stripping"], env=env, capture_output=True, timeout=600
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    saved = torch.load(tmp_path / "runs" / "stripped" / "weights" / "last.pt", map_location="cpu", weights_only=False)
+    assert saved["epoch"] == 0 and saved["optimizer"] is not None  # the whole unstripped checkpoint
 
 
 def test_truncated_checkpoint_on_resume_is_one_line(distilled_run, tmp_path, capsys):

@@ -6,6 +6,7 @@ Ultralytics runs the loop (data, loss, optimizer, EMA, validation, checkpoints, 
   - train the adapters in the student's optimizer                              (build_optimizer)
   - hook the student and wrap its criterion once the EMA copy exists            (_setup_train)
   - keep adapters, recipe and teacher path in an extra checkpoint key          (save_model, _load_checkpoint_state)
+  - write every checkpoint file atomically                                     (save_model, final_eval)
 """
 
 from __future__ import annotations
@@ -17,16 +18,18 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+import ultralytics.engine.trainer as engine
 from torch import nn
 from ultralytics.cfg import cfg2dict
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.patches import override_configs, torch_load
-from ultralytics.utils.torch_utils import unwrap_model
+from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
 
 from .alignment import student_size
 from .checks import DISTILL_ARGS, check_args, merge_cfg, preflight, resume_args
@@ -88,6 +91,18 @@ def write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _strip_atomic(f: str | Path, s: str = "", updates: dict | None = None) -> dict:
+    """Ultralytics' strip_optimizer, writing to a temporary file that then replaces the target (`s`, or `f`)."""
+    target = Path(s or f)
+    tmp = target.with_name(f".{target.name}.tmp")
+    ckpt = strip_optimizer(f, s=tmp, updates=updates)
+    if ckpt:  # {} when `f` is not a checkpoint: strip_optimizer wrote nothing
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    return ckpt
 
 
 def _apply_schedule(trainer: DistillationTrainer) -> None:
@@ -331,6 +346,13 @@ class DistillationTrainer(DetectionTrainer):
             write_atomic(path, buffer.getvalue())
         shutil.rmtree(staging, ignore_errors=True)
         return True
+
+    def final_eval(self):
+        """Ultralytics' final_eval strips the optimizer from last.pt and best.pt by rewriting them in place
+        (strip_optimizer), with no extension point; a kill then would leave a truncated file. Its module-level helper
+        is swapped, for this call only, for one that writes beside the file and moves it into place."""
+        with patch.object(engine, "strip_optimizer", _strip_atomic):
+            return super().final_eval()
 
     def _load_checkpoint_state(self, ckpt: dict) -> None:
         """Restore the adapters with the optimizer (resume and NaN recovery). Ultralytics rebuilds the EMA from the
