@@ -20,27 +20,41 @@ from yolodistill.trainer import average_gradients, broadcast_from_rank0
 STEPS, BATCH = 3, 4
 
 
-def test_ddp_worker_rebuilds_the_same_distillation(workdir, data_yaml, teacher_pt):
+def _rebuilt_in_worker(trainer: DistillationTrainer) -> DistillationTrainer:
+    """The trainer a DDP worker builds from the file Ultralytics' launcher writes for `trainer`."""
     from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
 
-    args = train_args(workdir / "runs", name="ddp", recipe="head_pkd", cls_kd=0.8, teacher_imgsz=128, ld=0)
-    trainer = DistillationTrainer(
-        overrides={"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), **args}
-    )
     with trainer._args_with(trainer.worker_args()):  # what train() does before Ultralytics writes the DDP file
         file = generate_ddp_file(trainer)
     try:
         state = torch_load(file.replace(".py", ".pt"), map_location="cpu")
-        rebuilt = state["trainer"](
+        return state["trainer"](
             cfg={**DEFAULT_CFG_DICT, "save_dir": ""}, overrides=state["args"], _callbacks=state["callbacks"]
         )
     finally:
         ddp_cleanup(trainer, file)
+
+
+def test_ddp_worker_rebuilds_the_same_distillation(workdir, data_yaml, teacher_pt):
+    args = train_args(workdir / "runs", name="ddp", recipe="head_pkd", cls_kd=0.8, teacher_imgsz=128, ld=0)
+    trainer = DistillationTrainer(
+        overrides={"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), **args}
+    )
+    rebuilt = _rebuilt_in_worker(trainer)
     assert isinstance(rebuilt, DistillationTrainer)
     assert rebuilt.plan.recipe == trainer.plan.recipe and rebuilt.plan.recipe.cls_kd == 0.8
     assert rebuilt.plan.recipe_name == "head_pkd" and rebuilt.plan.teacher_imgsz == 128
     assert rebuilt.distill_args["teacher"] == str(teacher_pt)
     assert not any(k in vars(trainer.args) for k in ("teacher", "recipe", "cls_kd"))  # gone again after the file
+
+
+def test_resumed_ddp_worker_takes_the_distillation_from_the_checkpoint(distilled_run, teacher_pt):
+    """`resume=last.pt` alone: the worker gets teacher, recipe and its values from the checkpoint, as one GPU does."""
+    trainer = DistillationTrainer(overrides={"resume": str(distilled_run / "weights" / "last.pt")})
+    rebuilt = _rebuilt_in_worker(trainer)
+    assert rebuilt.args.resume and rebuilt.plan.recipe == trainer.plan.recipe
+    assert rebuilt.plan.recipe_name == trainer.plan.recipe_name == "head_kd"
+    assert rebuilt.distill_args["teacher"] == str(teacher_pt)
 
 
 def _models(adapter_seed: int = 1):
