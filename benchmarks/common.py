@@ -132,8 +132,7 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
         "ultralytics": (DetectionTrainer, {"distill_model": str(teacher)}),
     }[method]
     args = {"project": str(RUNS), "exist_ok": True, "plots": False, "workers": 0, **args}
-    settings = {"method": method, "model": model, "data": data, "threads": threads, **extra, **args}
-    settings = json.loads(json.dumps({k: v for k, v in settings.items() if k != "name"}, default=str, sort_keys=True))
+    settings = run_settings({"method": method, "model": model, "data": data, "threads": threads, **extra, **args})
     kept = RUNS / "kept" / f"{hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:16]}.json"
     if kept.is_file():
         print(f"{args['name']}: finished before with these settings, kept ({kept})")
@@ -148,6 +147,19 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     tmp.write_text(json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
     os.replace(tmp, kept)  # never a half-written record
     return result
+
+
+def run_settings(args: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a run's result: every setting but its name, with the recipe given by the values it resolves to
+    rather than by how it is spelled. Editing a bundled recipe so makes its kept runs stale, and `head_kd:cls_kd=1` and
+    a head_kd whose file says cls_kd 1 are one run."""
+    from yolodistill.recipes import RECIPE_KEYS, load_recipe
+
+    settings = {k: v for k, v in args.items() if k != "name"}
+    if "recipe" in settings:
+        overrides = {k: settings.pop(k) for k in RECIPE_KEYS if k in settings}
+        settings["recipe"] = load_recipe(settings["recipe"], overrides).to_dict()
+    return json.loads(json.dumps(settings, default=str, sort_keys=True))
 
 
 def train_all(jobs: list[dict[str, Any]], workers: int = 2) -> list[dict[str, Any]]:

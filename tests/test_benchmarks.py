@@ -50,6 +50,14 @@ def test_recipe_spec():
     }
 
 
+def test_runs_are_kept_by_the_recipe_they_resolve_to():
+    base = {"method": "yolodistill", "model": "yolov8n.yaml", "seed": 0, "name": "a"}
+    spelled = common.run_settings({**base, "recipe": "head_kd", "cls_kd": 0.5, "name": "b"})
+    assert spelled == common.run_settings({**base, "recipe": "head_kd"})  # 0.5 is head_kd's own cls_kd
+    assert spelled["recipe"]["cls_kd"] == 0.5 and "name" not in spelled
+    assert common.run_settings({**base, "recipe": "head_kd", "cls_kd": 1}) != spelled
+
+
 def run_script(name: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
     env = {**os.environ, "BENCH_RESULTS": str(tmp_path / "results"), "BENCH_RUNS": str(tmp_path / "runs")}
     env["BENCH_CACHE"] = str(tmp_path / "cache")
