@@ -143,6 +143,38 @@ def test_nan_from_the_teacher_never_reaches_the_weights(workdir, data_yaml, teac
         assert len(list(csv.DictReader(f))) == 2
 
 
+def test_ultralytics_nan_recovery_restores_student_and_adapters(workdir, data_yaml, teacher_pt, caplog):
+    """Ultralytics reloads last.pt when an epoch ends with a non-finite loss; the adapters come back with it and the
+    student keeps its hooks, so the epochs after the recovery still distil."""
+    from yolodistill import DistillationTrainer
+
+    args = train_args(workdir / "runs", name="recover", epochs=3, batch=8, recipe="mimic")
+    trainer = DistillationTrainer(
+        overrides={"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), **args}
+    )
+    saved, restored = {}, {}
+
+    def poison(t):  # the second epoch ends with a NaN loss: Ultralytics recovers from the first epoch's last.pt
+        if t.epoch == 1 and not saved:
+            saved.update(torch.load(t.last, map_location="cpu", weights_only=False)[CKPT_KEY]["adapters"])
+            t.distiller.adapters.apply(lambda m: [p.data.add_(1.0) for p in m.parameters(recurse=False)])
+            t.loss = torch.tensor(float("nan"))
+
+    def after_recovery(t):
+        if saved and not restored:
+            restored.update({k: v.detach().clone() for k, v in t.distiller.adapters.state_dict().items()})
+
+    trainer.add_callback("on_train_epoch_end", poison)
+    trainer.add_callback("on_train_epoch_start", after_recovery)
+    with caplog.at_level("WARNING"):
+        trainer.train()
+    assert "recovering from last.pt" in caplog.text
+    assert restored.keys() == saved.keys() and all(torch.equal(restored[k], saved[k]) for k in saved)
+    with open(trainer.csv) as f:
+        rows = list(csv.DictReader(f))
+    assert float(rows[-1]["epoch"]) == 3 and float(rows[-1]["train/mimic_loss"]) > 0
+
+
 def test_adapters_are_clipped_with_the_student(workdir, data_yaml, teacher_pt, monkeypatch):
     import ultralytics.engine.trainer as engine
 
