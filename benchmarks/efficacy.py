@@ -75,9 +75,11 @@ def main() -> None:
     methods = [("student", "student", {}), *((f"yolodistill:{r}", "yolodistill", recipe_spec(r)) for r in recipes)]
     methods += [("ultralytics:distill_model", "ultralytics", {"dis": d}) for d in dis]
     labels = [re.sub(r"[^\w.-]+", "_", n) + (f"-dis{e['dis']:g}" if "dis" in e else "") for n, _, e in methods]
-    # seed-major, so that a run cut short has every method on its first seeds (pairs stay complete)
-    jobs = [dict(method=kind, model=args.student, data=data, teacher=t_pt, name=f"eff-{label}-s{s}", seed=s, **run,
-                 **extra) for s in seeds for label, (_, kind, extra) in zip(labels, methods)]  # fmt: skip
+    # the students first (every row pairs with them, and they tell at once whether the regime holds), then seed-major,
+    # so that a run cut short has every method on its first seeds (pairs stay complete)
+    order = [(s, 0) for s in seeds] + [(s, m) for s in seeds for m in range(1, len(methods))]
+    jobs = [dict(method=methods[m][1], model=args.student, data=data, teacher=t_pt, name=f"eff-{labels[m]}-s{s}",
+                 seed=s, **run, **methods[m][2]) for s, m in order]  # fmt: skip
     results = dict(zip(((j["name"], j["seed"]) for j in jobs), train_all(jobs, args.workers)))
     rows = []
     for label, (name, _, extra) in zip(labels, methods):
