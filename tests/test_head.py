@@ -17,7 +17,7 @@ from ultralytics.utils import DEFAULT_CFG
 from yolodistill import DistillationTrainer, DistillError
 from yolodistill.alignment import align_anchors
 from yolodistill.distiller import Distiller
-from yolodistill.losses import ClassKDLoss, LDLoss, MimicLoss, PKDLoss
+from yolodistill.losses import BoxKDLoss, ClassKDLoss, LDLoss, MimicLoss, PKDLoss
 from yolodistill.recipes import load_recipe
 from yolodistill.taps import detect_inputs
 from yolodistill.teacher import freeze
@@ -64,6 +64,31 @@ def ld_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray, tau: float) ->
     return tau**2 * total / max(1.0, weights)
 
 
+def box_kd_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray) -> float:
+    """Expected DFL distance per side, boxes around the anchor, GIoU from its definition, teacher-score weights."""
+    n, _, a = s.shape
+    total, weights = 0.0, 0.0
+    for i in range(n):
+        for j in range(a):
+            boxes = []
+            for x in (s, t):
+                d = []
+                for side in range(4):
+                    logits = x[i, side * (x.shape[1] // 4) : (side + 1) * (x.shape[1] // 4), j]
+                    p = np.exp(logits - logits.max())
+                    d.append(float(np.sum(np.arange(len(p)) * p / p.sum())))
+                boxes.append((-d[0], -d[1], d[2], d[3]))
+            (a1, b1, a2, b2), (c1, d1, c2, d2) = boxes
+            inter = max(0.0, min(a2, c2) - max(a1, c1)) * max(0.0, min(b2, d2) - max(b1, d1))
+            union = (a2 - a1) * (b2 - b1) + (c2 - c1) * (d2 - d1) - inter
+            hull = (max(a2, c2) - min(a1, c1)) * (max(b2, d2) - min(b1, d1))
+            giou = inter / union - (hull - union) / hull
+            w = max(sigmoid(t_cls[i, :, j]))
+            total += w * (1 - giou)
+            weights += w
+    return total / max(1.0, weights)
+
+
 def pkd_reference(s: np.ndarray, t: np.ndarray) -> float:
     total = 0.0
     for c in range(s.shape[1]):
@@ -89,6 +114,13 @@ def test_ld_matches_reference(tau):
     assert LDLoss(tau)(s, t, t_cls).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_box_kd_matches_reference():
+    s, t, t_cls = rand(2, 2, 4 * 5, 6), rand(3, 2, 4 * 5, 6), rand(4, 2, 3, 6)
+    expected = box_kd_reference(s.numpy(), t.numpy(), t_cls.numpy())
+    assert expected > 0.01
+    assert BoxKDLoss()(s, t, t_cls).item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_pkd_matches_reference_and_ignores_scale_and_shift():
     s, t = [rand(5, 2, 3, 4, 5)], [rand(6, 2, 3, 4, 5)]
     assert PKDLoss()(s, t).item() == pytest.approx(pkd_reference(s[0].numpy(), t[0].numpy()), rel=1e-6)
@@ -112,11 +144,16 @@ def test_score_weighted_mimic_and_pkd_match_reference():
 
 @pytest.mark.parametrize(
     ("loss", "args"),
-    [(ClassKDLoss(2.0), (2, 3, 9)), (ClassKDLoss(1.0, True), (2, 3, 9)), (LDLoss(2.0), (2, 16 * 4, 9))],
+    [
+        (ClassKDLoss(2.0), (2, 3, 9)),
+        (ClassKDLoss(1.0, True), (2, 3, 9)),
+        (LDLoss(2.0), (2, 16 * 4, 9)),
+        (BoxKDLoss(), (2, 16 * 4, 9)),
+    ],
 )
 def test_head_losses_zero_when_equal_positive_otherwise_fp32(loss, args):
     t = rand(7, *args)
-    extra = (rand(8, 2, 3, 9),) if isinstance(loss, LDLoss) else ()
+    extra = (rand(8, 2, 3, 9),) if isinstance(loss, (LDLoss, BoxKDLoss)) else ()
     assert loss(t.clone(), t, *extra).item() == pytest.approx(0.0, abs=1e-9)
     assert loss(rand(9, *args).half(), t.half(), *extra).dtype == torch.float32
     assert loss(rand(9, *args), t, *extra).item() > 0
@@ -167,7 +204,13 @@ def models():
 
 @pytest.mark.parametrize(
     ("recipe", "overrides", "head_runs"),
-    [("head_kd", {}, True), ("cwd_mimic", {}, False), ("head_pkd", {}, True), ("mimic", {"feature_weighted": 1}, True)],
+    [
+        ("head_kd", {}, True),
+        ("cwd_mimic", {}, False),
+        ("head_pkd", {}, True),
+        ("mimic", {"feature_weighted": 1}, True),
+        ("head_kd", {"ld": 0, "box_kd": 1}, True),
+    ],
 )
 def test_teacher_runs_its_head_only_for_head_losses(models, recipe, overrides, head_runs):
     teacher, student = models
@@ -183,7 +226,7 @@ def test_teacher_runs_its_head_only_for_head_losses(models, recipe, overrides, h
     assert list(items) == [f"{name}_loss" for name in r.weights()]
     assert len(d.adapters) == (3 if r.uses_features else 0)  # no feature loss, no adapters to train
     head_grad = student.model[-1].cv3[0][0].conv.weight.grad
-    head_loss = any(k in r.weights() for k in ("cls_kd", "ld"))
+    head_loss = any(k in r.weights() for k in ("cls_kd", "ld", "box_kd"))
     assert (head_grad is not None and head_grad.abs().sum() > 0) == head_loss  # head losses train the student's head
     student.zero_grad()
 
@@ -218,6 +261,7 @@ def _trainer(data_yaml, teacher_pt, project, **kw):
     [
         ({"recipe": "cwd", "cwd": 0}, "no loss weight > 0"),
         ({"ld": 0.25, "imgsz": 64, "teacher_imgsz": 128}, "ld needs teacher_imgsz == imgsz"),
+        ({"recipe": "lowres", "box_kd": 1, "imgsz": 64, "teacher_imgsz": 128}, "box_kd needs teacher_imgsz == imgsz"),
         ({"schedule": "cosin"}, "unknown schedule.*'cosin': did you mean 'cosine'"),
         ({"cls_kd_weighted": "maybe"}, "flags true/false"),
         ({"recipe": "cwd", "feature_weighted": True}, "weights mimic and pkd, but both are 0"),
@@ -230,7 +274,7 @@ def test_recipes_that_cannot_work_are_refused_in_one_line(workdir, data_yaml, te
 
 
 def test_one_epoch_with_every_new_loss(workdir, data_yaml, teacher_pt):
-    keys = dict(recipe="head_pkd", cls_kd_weighted=True, feature_weighted=True, schedule="cosine")
+    keys = dict(recipe="head_pkd", cls_kd_weighted=True, feature_weighted=True, schedule="cosine", box_kd=1.0)
     keys.update(off_close_mosaic=True, close_mosaic=1)
     trainer = _trainer(data_yaml, teacher_pt, workdir / "runs", name="newlosses", epochs=2, **keys)
     factors = []
@@ -238,7 +282,7 @@ def test_one_epoch_with_every_new_loss(workdir, data_yaml, teacher_pt):
     trainer.train()
     with open(trainer.csv) as f:
         rows = list(csv.DictReader(f))
-    for name in ("pkd", "cls_kd", "ld"):
+    for name in ("pkd", "cls_kd", "ld", "box_kd"):
         values = [float(r[f"train/{name}_loss"]) for r in rows]
         assert values[0] > 0 and math.isfinite(values[0])
         assert values[1] == 0.0  # distillation off in the close_mosaic epoch

@@ -166,15 +166,18 @@ def _check_head_losses(recipe: Recipe, teacher: nn.Module, student: nn.Module, l
         raise DistillError(
             f"cls_kd needs equal classes, but the teacher has {t_head.nc} and the student {s_head.nc}: set cls_kd=0"
         )
-    if recipe.ld > 0:
+    for key in ("ld", "box_kd"):
+        if getattr(recipe, key) <= 0:
+            continue
         if t_head.reg_max != s_head.reg_max:
             raise DistillError(
-                f"ld needs equal box distributions, but the teacher's head has reg_max={t_head.reg_max} and the "
-                f"student's {s_head.reg_max} (an end-to-end head?): set ld=0 or use a teacher of the student's family"
+                f"{key} needs equal box distributions, but the teacher's head has reg_max={t_head.reg_max} and the "
+                f"student's {s_head.reg_max} (an end-to-end head?): set {key}=0 or use a teacher of the student's "
+                "family"
             )
         if lowres:
             raise DistillError(
-                "ld needs teacher_imgsz == imgsz (boxes on one grid): set ld=0 for a lower-resolution student"
+                f"{key} needs teacher_imgsz == imgsz (boxes on one grid): set {key}=0 for a lower-resolution student"
             )
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from .adapters import build_adapters
 from .alignment import align, align_anchors
-from .losses import ClassKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
+from .losses import BoxKDLoss, ClassKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
 from .recipes import Recipe
 from .taps import FeatureTaps
 
@@ -65,6 +65,8 @@ class Distiller(nn.Module):
             self.losses["cls_kd"] = ClassKDLoss(recipe.cls_kd_tau, recipe.cls_kd_weighted)
         if recipe.ld > 0:
             self.losses["ld"] = LDLoss(recipe.ld_tau)
+        if recipe.box_kd > 0:
+            self.losses["box_kd"] = BoxKDLoss()
         self.weights = recipe.weights()
         self.factor = 1.0  # the recipe's schedule, set by the trainer at each epoch start (a float: no host sync)
         # steps whose distillation was dropped for a non-finite teacher output; read (and reset) once an epoch
@@ -121,7 +123,7 @@ class Distiller(nn.Module):
         for name, w in self.weights.items():
             if name == "cls_kd":
                 loss = self.losses[name](s_scores, t_head["scores"])
-            elif name == "ld":  # equal grids only: preflight refuses LD for a lower-resolution student
+            elif name in ("ld", "box_kd"):  # equal grids only: preflight refuses both for a lower-resolution student
                 loss = self.losses[name](s_head["boxes"], t_head["boxes"], t_head["scores"])
             elif name in ("mimic", "pkd"):
                 loss = self.losses[name](student, teacher, masks)

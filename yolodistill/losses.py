@@ -1,8 +1,8 @@
 """Distillation losses, each returning a scalar.
 
 Feature losses (CWD, mimic, PKD) take two equally long lists of N×C×H×W maps (student, teacher). Head losses
-(classification KD, localization distillation) take the Detect head's raw outputs of both models, flattened over all
-anchors of all levels: class logits N×K×A and DFL box logits N×4R×A (K classes, A anchors, R = reg_max bins).
+(classification KD, localization distillation, box KD) take the Detect head's raw outputs of both models, flattened
+over all anchors of all levels: class logits N×K×A and DFL box logits N×4R×A (K classes, A anchors, R = reg_max bins).
 
 All are computed in float32 whatever the autocast dtype: softmax over thousands of locations and squared differences of
 fp16 activations lose too much precision to be useful as training signals.
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from ultralytics.utils.metrics import bbox_iou
 
 
 class _LevelLoss(nn.Module):
@@ -173,3 +174,32 @@ class LDLoss(nn.Module):
         kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=2).mean(dim=1)  # N×A
         w = t_scores.float().sigmoid().amax(dim=1)  # N×A
         return (w * kl).sum() * self.tau**2 / w.sum().clamp(min=1.0)
+
+
+class BoxKDLoss(nn.Module):
+    """Box distillation on decoded boxes (the localization term of BCKD, ICCV 2023).
+
+    Box logits N×4R×A decode, per side, to the expected distance d = Σ_r r · softmax(x)_r over the R DFL bins (in grid
+    cells, as Ultralytics' DFL decodes them): the box (−d_left, −d_top, d_right, d_bottom) around its anchor point.
+    Each anchor is weighted by the teacher's highest class score w_{n,a} = max_k σ(t^cls_{n,k,a}):
+
+        L = Σ_{n,a} w_{n,a} · (1 − GIoU(b^S_{n,a}, b^T_{n,a})) / max(1, Σ_{n,a} w_{n,a})
+
+    GIoU is invariant to translation and scale, so neither the anchor point nor the level's stride enters. Where LD
+    matches the two distributions bin by bin, this matches only the boxes they decode to.
+    """
+
+    def forward(self, s: torch.Tensor, t: torch.Tensor, t_scores: torch.Tensor) -> torch.Tensor:
+        if s.shape != t.shape:
+            raise ValueError(f"student boxes {tuple(s.shape)} and teacher boxes {tuple(t.shape)} differ")
+        giou = bbox_iou(self.decode(s), self.decode(t), xywh=False, GIoU=True).squeeze(-1)  # N×A
+        w = t_scores.float().sigmoid().amax(dim=1)  # N×A
+        return (w * (1.0 - giou)).sum() / w.sum().clamp(min=1.0)
+
+    @staticmethod
+    def decode(x: torch.Tensor) -> torch.Tensor:
+        """N×4R×A box logits → N×A×4 boxes (x1, y1, x2, y2) relative to their anchor points, in grid cells."""
+        n, _, a = x.shape
+        p = x.float().view(n, 4, -1, a).softmax(dim=2)
+        d = (p * torch.arange(p.shape[2], device=x.device, dtype=p.dtype).view(1, 1, -1, 1)).sum(dim=2)  # N×4×A
+        return torch.cat([-d[:, :2], d[:, 2:]], dim=1).transpose(1, 2)
