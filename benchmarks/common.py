@@ -149,6 +149,14 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     return result
 
 
+def recipe_spec(spec: str) -> dict[str, Any]:
+    """'cwd_mimic' → {'recipe': 'cwd_mimic'}; 'cwd_mimic:cwd=10,mimic=0' adds those recipe keys as train args."""
+    import yaml
+
+    name, _, rest = spec.partition(":")
+    return {"recipe": name, **{k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in rest.split(",") if kv)}}
+
+
 def run_settings(args: dict[str, Any]) -> dict[str, Any]:
     """What identifies a run's result: every setting but its name, with the recipe given by the values it resolves to
     rather than by how it is spelled. Editing a bundled recipe so makes its kept runs stale, and `head_kd:cls_kd=1` and

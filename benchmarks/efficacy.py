@@ -29,8 +29,7 @@ import argparse
 import re
 
 import common
-import yaml
-from common import gap_recovery, paired, row, table, train_all, write_json
+from common import gap_recovery, paired, recipe_spec, row, table, train_all, write_json
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,12 +50,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="trainings side by side, one torch thread each")
     p.add_argument("--out", default=None, help="name of the JSON/PNG in benchmarks/results/ (efficacy[_quick])")
     return p.parse_args()
-
-
-def recipe_spec(spec: str) -> dict:
-    """'cwd_mimic' → {'recipe': 'cwd_mimic'}; 'cwd_mimic:cwd=10,mimic=0' adds those recipe keys as train args."""
-    name, _, rest = spec.partition(":")
-    return {"recipe": name, **{k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in rest.split(",") if kv)}}
 
 
 def main() -> None:

@@ -15,9 +15,10 @@ Writes benchmarks/results/lowres.json and lowres.png (lowres_quick.* with --quic
 from __future__ import annotations
 
 import argparse
+import re
 
 import common
-from common import gap_recovery, paired, row, table, train_all, write_json
+from common import gap_recovery, paired, recipe_spec, row, table, train_all, write_json
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,7 +33,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--recipes", nargs="+", default=["lowres", "cwd_mimic"], help="the first is the default's row")
+    p.add_argument("--recipes", nargs="+", default=["lowres", "cwd_mimic"], help="name or name:key=value,...")
     p.add_argument("--workers", type=int, default=2, help="trainings side by side, one torch thread each")
     return p.parse_args()
 
@@ -52,16 +53,17 @@ def main() -> None:
     t_pt, teacher = common.teacher(args, data)
 
     variants = [(f"student@{full}", "student", {"imgsz": full}), (f"student@{low}", "student", {"imgsz": low})]
-    variants += [(f"yolodistill:{r}@{low}<-{full}", "yolodistill", {"imgsz": low, "teacher_imgsz": full, "recipe": r})
-                 for r in args.recipes]  # fmt: skip
-    labels = ["lowres-" + name.replace(":", "_").replace("<-", "_from_") for name, _, _ in variants]
+    variants += [(f"yolodistill:{r}@{low}<-{full}", "yolodistill", {"imgsz": low, "teacher_imgsz": full,
+                  **recipe_spec(r)}) for r in args.recipes]  # fmt: skip
+    labels = ["lowres-" + re.sub(r"[^\w.@-]+", "_", name.replace("<-", "_from_")) for name, _, _ in variants]
     jobs = [dict(method=kind, model=args.student, data=data, teacher=t_pt, name=f"{label}-s{s}", seed=s, **run,
                  **extra) for s in seeds for label, (_, kind, extra) in zip(labels, variants)]  # fmt: skip
     results = dict(zip((j["name"] for j in jobs), train_all(jobs, args.workers)))
     rows = []
     for label, (name, _, extra) in zip(labels, variants):
         runs = [{"seed": s, **results[f"{label}-s{s}"]} for s in seeds]
-        rows.append(row(name, extra.get("recipe") == LOWRES_RECIPE, runs, imgsz=extra["imgsz"]))
+        default = {k: v for k, v in extra.items() if k not in ("imgsz", "teacher_imgsz")} == {"recipe": LOWRES_RECIPE}
+        rows.append(row(name, default, runs, imgsz=extra["imgsz"]))
     full_row, low_row = rows[0], rows[1]
     for r in rows[2:]:
         r["gap_recovery"] = gap_recovery(r["map50_95_mean"], low_row["map50_95_mean"], full_row["map50_95_mean"])

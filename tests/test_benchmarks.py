@@ -17,7 +17,6 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import common  # noqa: E402
-import efficacy  # noqa: E402
 
 
 def test_gap_recovery_and_rows():
@@ -41,8 +40,8 @@ def test_paired_gain():
 
 
 def test_recipe_spec():
-    assert efficacy.recipe_spec("cwd_mimic") == {"recipe": "cwd_mimic"}
-    assert efficacy.recipe_spec("cwd_mimic:cwd=0.3,mimic=0,adapter=conv_bn") == {
+    assert common.recipe_spec("cwd_mimic") == {"recipe": "cwd_mimic"}
+    assert common.recipe_spec("cwd_mimic:cwd=0.3,mimic=0,adapter=conv_bn") == {
         "recipe": "cwd_mimic",
         "cwd": 0.3,
         "mimic": 0,
@@ -100,13 +99,15 @@ def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
 def test_lowres_script(tmp_path, data_yaml, teacher_pt):
     result, _ = run_script(
         "lowres.py", tmp_path, "--data", str(data_yaml), "--teacher", str(teacher_pt), "--imgsz", str(IMGSZ),
-        "--epochs", "1", "--batch", "8", "--seeds", "0", "--recipes", "lowres", "cwd_mimic",
+        "--epochs", "1", "--batch", "8", "--seeds", "0", "--recipes", "lowres", "lowres:cls_kd=2",
     )  # fmt: skip
     rows = {r["method"]: r for r in result["rows"]}
     low = IMGSZ // 2
     assert list(rows) == [f"student@{IMGSZ}", f"student@{low}", f"yolodistill:lowres@{low}<-{IMGSZ}",
-                          f"yolodistill:cwd_mimic@{low}<-{IMGSZ}"]  # fmt: skip
+                          f"yolodistill:lowres:cls_kd=2@{low}<-{IMGSZ}"]  # fmt: skip
     assert [r["default"] for r in rows.values()] == [False, False, True, False]
+    distill = tmp_path / "runs" / f"lowres-yolodistill_lowres_cls_kd_2@{low}_from_{IMGSZ}-s0" / "distill.yaml"
+    assert yaml.safe_load(distill.read_text())["recipe"]["cls_kd"] == 2.0  # the override reached the trainer
     for r in result["rows"][2:]:
         gap = common.gap_recovery(r["map50_95_mean"], rows[f"student@{low}"]["map50_95_mean"],
                                   rows[f"student@{IMGSZ}"]["map50_95_mean"])  # fmt: skip
