@@ -64,6 +64,7 @@ def main() -> None:
     run = dict(epochs=epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, fraction=args.fraction)
     data = resolve_data(args.data)
     t_pt, teacher = common.teacher(args, data)
+    out = args.out or common.result_name("efficacy", args.quick)  # also names the run folders: none overwrites another
 
     methods = [("student", "student", {}), *((f"yolodistill:{r}", "yolodistill", recipe_spec(r)) for r in recipes)]
     methods += [("ultralytics:distill_model", "ultralytics", {"dis": d}) for d in dis]
@@ -71,12 +72,12 @@ def main() -> None:
     # the students first (every row pairs with them, and they tell at once whether the regime holds), then seed-major,
     # so that a run cut short has every method on its first seeds (pairs stay complete)
     order = [(s, 0) for s in seeds] + [(s, m) for s in seeds for m in range(1, len(methods))]
-    jobs = [dict(method=methods[m][1], model=args.student, data=data, teacher=t_pt, name=f"eff-{labels[m]}-s{s}",
+    jobs = [dict(method=methods[m][1], model=args.student, data=data, teacher=t_pt, name=f"{out}-{labels[m]}-s{s}",
                  seed=s, **run, **methods[m][2]) for s, m in order]  # fmt: skip
     results = dict(zip(((j["name"], j["seed"]) for j in jobs), train_all(jobs, args.workers)))
     rows = []
     for label, (name, _, extra) in zip(labels, methods):
-        runs = [{"seed": s, **results[(f"eff-{label}-s{s}", s)]} for s in seeds]
+        runs = [{"seed": s, **results[(f"{out}-{label}-s{s}", s)]} for s in seeds]
         default = extra == {"recipe": DEFAULT_RECIPE} or extra.get("dis") == 6.0
         rows.append(row(name, default, runs, **({"dis": extra["dis"]} if "dis" in extra else {})))
     student = rows[0]
@@ -84,7 +85,6 @@ def main() -> None:
         r["gap_recovery"] = gap_recovery(r["map50_95_mean"], student["map50_95_mean"], teacher["map50_95"])
         r.update(paired(r["per_seed"], student["per_seed"]))
     mode = "quick" if args.quick else "full"
-    out = args.out or common.result_name("efficacy", args.quick)
     write_json(out, {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data}, "teacher": teacher,
                      "rows": rows})  # fmt: skip
     common.bar_chart(rows, teacher["map50_95"], out, f"{args.student} on {args.data}, {epochs} epochs, seeds {seeds}")

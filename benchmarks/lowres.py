@@ -55,7 +55,8 @@ def main() -> None:
     variants = [(f"student@{full}", "student", {"imgsz": full}), (f"student@{low}", "student", {"imgsz": low})]
     variants += [(f"yolodistill:{r}@{low}<-{full}", "yolodistill", {"imgsz": low, "teacher_imgsz": full,
                   **recipe_spec(r)}) for r in args.recipes]  # fmt: skip
-    labels = ["lowres-" + re.sub(r"[^\w.@-]+", "_", name.replace("<-", "_from_")) for name, _, _ in variants]
+    out = common.result_name("lowres", args.quick)  # also names the run folders: none overwrites another
+    labels = [f"{out}-" + re.sub(r"[^\w.@-]+", "_", name.replace("<-", "_from_")) for name, _, _ in variants]
     jobs = [dict(method=kind, model=args.student, data=data, teacher=t_pt, name=f"{label}-s{s}", seed=s, **run,
                  **extra) for s in seeds for label, (_, kind, extra) in zip(labels, variants)]  # fmt: skip
     results = dict(zip((j["name"] for j in jobs), train_all(jobs, args.workers)))
@@ -69,7 +70,6 @@ def main() -> None:
         r["gap_recovery"] = gap_recovery(r["map50_95_mean"], low_row["map50_95_mean"], full_row["map50_95_mean"])
         r.update(paired(r["per_seed"], low_row["per_seed"]))
     mode = "quick" if args.quick else "full"
-    out = common.result_name("lowres", args.quick)
     write_json(out, {"mode": mode, "settings": {**run, "seeds": seeds, "data": args.data, "imgsz": full},
                      "teacher": teacher, "rows": rows})  # fmt: skip
     common.bar_chart(rows, rows[0]["map50_95_mean"], out, f"{args.student}: {low} px vs {full} px ({mode})")

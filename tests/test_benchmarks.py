@@ -89,7 +89,8 @@ def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
         assert r["paired_gain"] == [p["map50_95"] - by_seed[p["seed"]] for p in r["per_seed"]]
         assert r["paired_gain_mean"] == pytest.approx(sum(r["paired_gain"]) / 2)
     assert (tmp_path / "results" / "smoke.png").stat().st_size > 0
-    recipe = yaml.safe_load((tmp_path / "runs" / "eff-yolodistill_cwd_cwd_2-s1" / "distill.yaml").read_text())["recipe"]
+    distill = tmp_path / "runs" / "smoke-yolodistill_cwd_cwd_2-s1" / "distill.yaml"  # run folders named by --out
+    recipe = yaml.safe_load(distill.read_text())["recipe"]
     assert recipe["cwd"] == 2.0 and recipe["mimic"] == 0.0  # the override reached the trainer
     again, stdout = run_script(*args)  # an interrupted benchmark continues: finished runs are read back, not retrained
     assert stdout.count("finished before with these settings, kept") == 6
