@@ -160,13 +160,15 @@ def recipe_spec(spec: str) -> dict[str, Any]:
 def run_settings(args: dict[str, Any]) -> dict[str, Any]:
     """What identifies a run's result: every setting but its name, with the recipe given by the values it resolves to
     rather than by how it is spelled. Editing a bundled recipe so makes its kept runs stale, and `head_kd:cls_kd=1` and
-    a head_kd whose file says cls_kd 1 are one run."""
-    from yolodistill.recipes import RECIPE_KEYS, load_recipe
+    a head_kd whose file says cls_kd 1 are one run. Recipe keys at their default are left out: a new key (a new loss,
+    off by default) changes no earlier run."""
+    from yolodistill.recipes import RECIPE_KEYS, Recipe, load_recipe
 
     settings = {k: v for k, v in args.items() if k != "name"}
     if "recipe" in settings:
         overrides = {k: settings.pop(k) for k in RECIPE_KEYS if k in settings}
-        settings["recipe"] = load_recipe(settings["recipe"], overrides).to_dict()
+        values = load_recipe(settings["recipe"], overrides).to_dict()
+        settings["recipe"] = {k: v for k, v in values.items() if v != Recipe.__dataclass_fields__[k].default}
     return json.loads(json.dumps(settings, default=str, sort_keys=True))
 
 

@@ -55,6 +55,7 @@ def test_runs_are_kept_by_the_recipe_they_resolve_to():
     assert spelled == common.run_settings({**base, "recipe": "head_kd"})  # 0.5 is head_kd's own cls_kd
     assert spelled["recipe"]["cls_kd"] == 0.5 and "name" not in spelled
     assert common.run_settings({**base, "recipe": "head_kd", "cls_kd": 1}) != spelled
+    assert "box_kd" not in spelled["recipe"]  # keys at their default stay out: a new loss leaves earlier runs valid
 
 
 def run_script(name: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
