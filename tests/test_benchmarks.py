@@ -13,6 +13,8 @@ import pytest
 import yaml
 from conftest import IMGSZ
 
+from yolodistill.recipes import load_recipe
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
@@ -51,10 +53,11 @@ def test_recipe_spec():
 
 def test_runs_are_kept_by_the_recipe_they_resolve_to():
     base = {"method": "yolodistill", "model": "yolov8n.yaml", "seed": 0, "name": "a"}
-    spelled = common.run_settings({**base, "recipe": "head_kd", "cls_kd": 0.5, "name": "b"})
-    assert spelled == common.run_settings({**base, "recipe": "head_kd"})  # 0.5 is head_kd's own cls_kd
-    assert spelled["recipe"]["cls_kd"] == 0.5 and "name" not in spelled
-    assert common.run_settings({**base, "recipe": "head_kd", "cls_kd": 1}) != spelled
+    own = load_recipe("head_kd").cls_kd
+    spelled = common.run_settings({**base, "recipe": "head_kd", "cls_kd": own, "name": "b"})
+    assert spelled == common.run_settings({**base, "recipe": "head_kd"})  # head_kd's own cls_kd, spelled out
+    assert spelled["recipe"]["cls_kd"] == own and "name" not in spelled
+    assert common.run_settings({**base, "recipe": "head_kd", "cls_kd": own + 1}) != spelled
     assert "box_kd" not in spelled["recipe"]  # keys at their default stay out: a new loss leaves earlier runs valid
 
 
