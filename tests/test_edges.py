@@ -102,7 +102,7 @@ def test_more_bad_input_in_one_line(argv, message, data_yaml, teacher_pt, tmp_pa
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["cls_kd=0.9"], "cls_kd=0.9 (run: 0.5) differ"),
+        (["cls_kd=0.9"], "cls_kd=0.9 (run: 2.0) differ"),  # the run used head_kd, whose cls_kd is 2
         (["teacher={other}"], "is not the file this run was started with"),
     ],
 )
