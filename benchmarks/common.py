@@ -167,8 +167,8 @@ def run_settings(args: dict[str, Any]) -> dict[str, Any]:
     settings = {k: v for k, v in args.items() if k != "name"}
     if "recipe" in settings:
         overrides = {k: settings.pop(k) for k in RECIPE_KEYS if k in settings}
-        values = load_recipe(settings["recipe"], overrides).to_dict()
-        settings["recipe"] = {k: v for k, v in values.items() if v != Recipe.__dataclass_fields__[k].default}
+        values, defaults = load_recipe(settings["recipe"], overrides).to_dict(), Recipe().to_dict()
+        settings["recipe"] = {k: v for k, v in values.items() if v != defaults[k]}
     return json.loads(json.dumps(settings, default=str, sort_keys=True))
 
 

@@ -52,18 +52,21 @@ def main() -> None:
     data = resolve_data(args.data)
     t_pt, teacher = common.teacher(args, data)
 
-    variants = [(f"student@{full}", "student", {"imgsz": full}), (f"student@{low}", "student", {"imgsz": low})]
+    # (name, method, its train args, whether it is the default at low resolution)
+    variants = [
+        (f"student@{full}", "student", {"imgsz": full}, False),
+        (f"student@{low}", "student", {"imgsz": low}, False),
+    ]
     variants += [(f"yolodistill:{r}@{low}<-{full}", "yolodistill", {"imgsz": low, "teacher_imgsz": full,
-                  **recipe_spec(r)}) for r in args.recipes]  # fmt: skip
+                  **recipe_spec(r)}, r == LOWRES_RECIPE) for r in args.recipes]  # fmt: skip
     out = common.result_name("lowres", args.quick)  # also names the run folders: none overwrites another
-    labels = [f"{out}-" + re.sub(r"[^\w.@-]+", "_", name.replace("<-", "_from_")) for name, _, _ in variants]
+    labels = [f"{out}-" + re.sub(r"[^\w.@-]+", "_", v[0].replace("<-", "_from_")) for v in variants]
     jobs = [dict(method=kind, model=args.student, data=data, teacher=t_pt, name=f"{label}-s{s}", seed=s, **run,
-                 **extra) for s in seeds for label, (_, kind, extra) in zip(labels, variants)]  # fmt: skip
+                 **extra) for s in seeds for label, (_, kind, extra, _) in zip(labels, variants)]  # fmt: skip
     results = dict(zip((j["name"] for j in jobs), train_all(jobs, args.workers)))
     rows = []
-    for label, (name, _, extra) in zip(labels, variants):
+    for label, (name, _, extra, default) in zip(labels, variants):
         runs = [{"seed": s, **results[f"{label}-s{s}"]} for s in seeds]
-        default = {k: v for k, v in extra.items() if k not in ("imgsz", "teacher_imgsz")} == {"recipe": LOWRES_RECIPE}
         rows.append(row(name, default, runs, imgsz=extra["imgsz"]))
     full_row, low_row = rows[0], rows[1]
     for r in rows[2:]:

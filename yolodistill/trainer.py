@@ -82,26 +82,32 @@ def average_gradients(params: list[nn.Parameter]) -> None:
         g.div_(world)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path` (atomic on POSIX
-    and Windows): readers and a later resume see the old content or the new, whatever moment a kill comes."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
+def _temporary(path: Path) -> Path:
+    """Where a new `path` is written before it replaces the old one (same folder, so the rename stays atomic)."""
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Flush `tmp` to disk, then rename it over `path` (atomic on POSIX and Windows): readers and a later resume see
+    the old content or the new, whatever moment a kill comes."""
+    with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    tmp = _temporary(path)
+    tmp.write_bytes(data)
+    _replace(tmp, path)
 
 
 def _strip_atomic(f: str | Path, s: str = "", updates: dict | None = None) -> dict:
     """Ultralytics' strip_optimizer, writing to a temporary file that then replaces the target (`s`, or `f`)."""
     target = Path(s or f)
-    tmp = target.with_name(f".{target.name}.tmp")
-    ckpt = strip_optimizer(f, s=tmp, updates=updates)
+    ckpt = strip_optimizer(f, s=_temporary(target), updates=updates)
     if ckpt:  # {} when `f` is not a checkpoint: strip_optimizer wrote nothing
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        _replace(_temporary(target), target)
     return ckpt
 
 
