@@ -33,7 +33,7 @@ def test_parse_types_values_like_yolo():
 
 
 def test_bundled_recipes_and_overrides(tmp_path):
-    assert {"cwd", "mimic", "cwd_mimic", "head_kd", "head_pkd", "lowres"} <= set(available())
+    assert {"cwd", "mimic", "cwd_mimic", "head_kd", "head_pkd", "cross_kd", "lowres"} <= set(available())
     r = load_recipe("cwd", {"cwd_tau": 4})
     assert r.cwd > 0 and r.mimic == 0 and r.cwd_tau == 4.0
     mine = tmp_path / "mine.yaml"

@@ -137,7 +137,7 @@ def test_teachers_of_other_families_teach_a_yolov8_student(family, tmp_path, dat
     from yolodistill.utils import DistillError
 
     args = SimpleNamespace(data=str(data_yaml), model="yolov8n.yaml", imgsz=64, multi_scale=0.0, single_cls=False)
-    weights = {"recipe": "cwd_mimic", "pkd": 1.0, "cls_kd": 0.5, "ld": 0.25, "box_kd": 1.0}
+    weights = {"recipe": "cwd_mimic", "pkd": 1.0, "cls_kd": 0.5, "ld": 0.25, "box_kd": 1.0, "cross_kd": 1.0}
     distill = {**DISTILL_ARGS, "teacher": str(make_teacher(tmp_path / "t.pt", cfg=family)), **weights}
     if family.startswith("yolo26"):
         for key in ("ld", "box_kd"):
@@ -155,9 +155,10 @@ def test_teachers_of_other_families_teach_a_yolov8_student(family, tmp_path, dat
         plan.student_layers,
         plan.teacher_channels,
         plan.student_channels,
+        plan.student_head_channels,
     )
     terms, items = distil_step(d, student, torch.rand(2, 3, 64, 64))
-    assert {"cwd_loss", "mimic_loss", "pkd_loss", "cls_kd_loss"} <= set(items)
+    assert {"cwd_loss", "mimic_loss", "pkd_loss", "cls_kd_loss", "cross_kd_loss"} <= set(items)
     assert ("ld_loss" in items and "box_kd_loss" in items) != family.startswith("yolo26")
     assert torch.isfinite(terms).all() and (terms > 0).all()
     assert all(p.grad is not None for p in d.adapters.parameters())

@@ -16,8 +16,9 @@ from ultralytics.utils import DEFAULT_CFG
 
 from yolodistill import DistillationTrainer, DistillError
 from yolodistill.alignment import align_anchors
+from yolodistill.crosshead import cut_channels
 from yolodistill.distiller import Distiller
-from yolodistill.losses import BoxKDLoss, ClassKDLoss, LDLoss, MimicLoss, PKDLoss
+from yolodistill.losses import BoxKDLoss, ClassKDLoss, CrossKDLoss, LDLoss, MimicLoss, PKDLoss
 from yolodistill.recipes import load_recipe
 from yolodistill.taps import detect_inputs
 from yolodistill.teacher import freeze
@@ -121,6 +122,13 @@ def test_box_kd_matches_reference():
     assert BoxKDLoss()(s, t, t_cls).item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_cross_kd_matches_reference():
+    s_cls, t_cls, s_box, t_box = rand(0, 2, 3, 7), rand(1, 2, 3, 7), rand(2, 2, 4 * 5, 7), rand(3, 2, 4 * 5, 7)
+    expected = class_kd_reference(s_cls.numpy(), t_cls.numpy(), 1.0, False)
+    expected += ld_reference(s_box.numpy(), t_box.numpy(), t_cls.numpy(), 2.0)
+    assert CrossKDLoss(1.0, 2.0)(s_cls, s_box, t_cls, t_box).item() == pytest.approx(expected, rel=1e-6)
+
+
 def test_pkd_matches_reference_and_ignores_scale_and_shift():
     s, t = [rand(5, 2, 3, 4, 5)], [rand(6, 2, 3, 4, 5)]
     assert PKDLoss()(s, t).item() == pytest.approx(pkd_reference(s[0].numpy(), t[0].numpy()), rel=1e-6)
@@ -210,12 +218,14 @@ def models():
         ("head_pkd", {}, True),
         ("mimic", {"feature_weighted": 1}, True),
         ("head_kd", {"ld": 0, "box_kd": 1}, True),
+        ("head_kd", {"cls_kd": 0, "ld": 0, "cross_kd": 1}, True),
     ],
 )
 def test_teacher_runs_its_head_only_for_head_losses(models, recipe, overrides, head_runs):
     teacher, student = models
     r = load_recipe(recipe, overrides)
-    d = Distiller(teacher, r, detect_inputs(teacher), detect_inputs(student), [128, 256, 512], [64, 128, 256])
+    cut = cut_channels(student.model[-1])[0] if r.cross_kd else []
+    d = Distiller(teacher, r, detect_inputs(teacher), detect_inputs(student), [128, 256, 512], [64, 128, 256], cut)
     ran = []
     handle = teacher.model[-1].register_forward_hook(lambda *a: ran.append(True))
     try:
@@ -224,10 +234,35 @@ def test_teacher_runs_its_head_only_for_head_losses(models, recipe, overrides, h
         handle.remove()
     assert bool(ran) == head_runs
     assert list(items) == [f"{name}_loss" for name in r.weights()]
-    assert len(d.adapters) == (3 if r.uses_features else 0)  # no feature loss, no adapters to train
+    # no feature loss, no feature adapters to train; CrossKD adds one per head branch (3 levels × box, class)
+    assert len(d.adapters) == (3 if r.uses_features else 0) + (6 if r.cross_kd else 0)
     head_grad = student.model[-1].cv3[0][0].conv.weight.grad
-    head_loss = any(k in r.weights() for k in ("cls_kd", "ld", "box_kd"))
+    head_loss = any(k in r.weights() for k in ("cls_kd", "ld", "box_kd", "cross_kd"))
     assert (head_grad is not None and head_grad.abs().sum() > 0) == head_loss  # head losses train the student's head
+    predictor_grad = student.model[-1].cv3[0][-1].weight.grad
+    if r.cross_kd and not r.cls_kd:  # CrossKD reaches the student's head before the cut, never its predictors
+        assert predictor_grad is None or predictor_grad.abs().sum() == 0
+    student.zero_grad()
+
+
+def test_cross_kd_for_a_lower_resolution_student_runs_on_the_teachers_anchors(models):
+    """The student's maps at the cut are upsampled to the teacher's grid before the teacher's head layers."""
+    teacher, student = models
+    r = load_recipe("lowres", {"cls_kd": 0, "cross_kd": 1})
+    d = Distiller(teacher, r, [15, 18, 21], [15, 18, 21], [128, 256, 512], [64, 128, 256], [64] * 6)
+    x_t, x_s = torch.rand(2, 3, 128, 128), torch.rand(2, 3, 64, 64)
+    d.attach(student)
+    try:
+        student.predict(x_s)
+        with torch.no_grad():
+            t_head = teacher.predict(x_t)[1]
+        boxes, scores = d.cross(t_head["feats"])
+    finally:
+        d.detach()
+    assert boxes.shape == t_head["boxes"].shape and scores.shape == t_head["scores"].shape  # 336 anchors, not 84
+    scores.sum().backward()
+    assert student.model[-1].cv3[0][0].conv.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())  # the teacher's head layers stay frozen
     student.zero_grad()
 
 
@@ -275,6 +310,7 @@ def test_recipes_that_cannot_work_are_refused_in_one_line(workdir, data_yaml, te
 
 def test_one_epoch_with_every_new_loss(workdir, data_yaml, teacher_pt):
     keys = dict(recipe="head_pkd", cls_kd_weighted=True, feature_weighted=True, schedule="cosine", box_kd=1.0)
+    keys.update(cross_kd=1.0)
     keys.update(off_close_mosaic=True, close_mosaic=1)
     trainer = _trainer(data_yaml, teacher_pt, workdir / "runs", name="newlosses", epochs=2, **keys)
     factors = []
@@ -282,7 +318,7 @@ def test_one_epoch_with_every_new_loss(workdir, data_yaml, teacher_pt):
     trainer.train()
     with open(trainer.csv) as f:
         rows = list(csv.DictReader(f))
-    for name in ("pkd", "cls_kd", "ld", "box_kd"):
+    for name in ("pkd", "cls_kd", "ld", "box_kd", "cross_kd"):
         values = [float(r[f"train/{name}_loss"]) for r in rows]
         assert values[0] > 0 and math.isfinite(values[0])
         assert values[1] == 0.0  # distillation off in the close_mosaic epoch
@@ -344,3 +380,19 @@ def test_under_bf16_autocast_teacher_runs_low_precision_losses_stay_fp32(models)
     assert dtypes == [torch.bfloat16] and terms.dtype == torch.float32 and torch.isfinite(terms).all()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in d.adapters.parameters())
     student.zero_grad()
+
+
+def test_cross_kd_is_refused_for_a_head_it_cannot_cut(models):
+    """A head whose branches are single layers has no place to feed the student's features into the teacher's."""
+    from torch import nn
+
+    from yolodistill.checks import _check_head_losses
+
+    teacher, _ = models
+    student = DetectionModel("yolov8n.yaml", nc=6, verbose=False)
+    head = student.model[-1]
+    head.cv2 = nn.ModuleList(nn.Conv2d(c.conv.in_channels, 64, 1) for c in (b[0] for b in head.cv2))
+    with pytest.raises(DistillError, match="cross_kd needs a student head whose box and class branches") as e:
+        _check_head_losses(load_recipe("head_kd", {"cross_kd": 1}), teacher, student, lowres=False)
+    assert "\n" not in str(e.value)
+    _check_head_losses(load_recipe("head_kd"), teacher, student, lowres=False)  # without cross_kd it is fine

@@ -16,6 +16,7 @@ from ultralytics.data.utils import check_det_dataset
 from ultralytics.nn.tasks import DetectionModel, load_checkpoint
 from ultralytics.utils.checks import check_model_file_from_stem
 
+from .crosshead import CUT, branches, cut_channels
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
 from .taps import FeatureTaps, detect_inputs
@@ -86,6 +87,7 @@ class Plan:
     student_channels: list[int]
     teacher_imgsz: int
     teacher_sha256: str
+    student_head_channels: list[int]  # the student's channels where CrossKD cuts its head (empty without cross_kd)
 
 
 def _one_line(e: Exception) -> str:
@@ -166,6 +168,15 @@ def _check_head_losses(recipe: Recipe, teacher: nn.Module, student: nn.Module, l
         raise DistillError(
             f"cls_kd needs equal classes, but the teacher has {t_head.nc} and the student {s_head.nc}: set cls_kd=0"
         )
+    if recipe.cross_kd > 0:
+        for who, head in (("teacher", t_head), ("student", s_head)):
+            if not all(isinstance(b, nn.Sequential) and len(b) > CUT for b in branches(head)):
+                raise DistillError(
+                    f"cross_kd needs a {who} head whose box and class branches run at least {CUT + 1} blocks (as "
+                    f"Ultralytics' Detect heads do), but {type(head).__name__} does not: set cross_kd=0"
+                )
+        if len(branches(t_head)) != len(branches(s_head)):
+            raise DistillError("cross_kd needs teacher and student heads with equal levels: set cross_kd=0")
     for key in ("ld", "box_kd"):
         if getattr(recipe, key) <= 0:
             continue
@@ -225,6 +236,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         student_channels=[c for c, _ in s_info],
         teacher_imgsz=teacher_imgsz,
         teacher_sha256=file_sha256(distill["teacher"]),
+        student_head_channels=cut_channels(student.model[-1])[0] if recipe.cross_kd > 0 else [],
     )
 
 

@@ -25,7 +25,8 @@ Distillation arguments (besides every Ultralytics train argument):
   student         model yaml (yolov8n.yaml) or .pt to start from (alias: model)
   recipe          bundled name ({{recipes}}) or path to a recipe yaml; default head_kd (lowres if teacher_imgsz > imgsz)
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
-  cls_kd, cls_kd_tau, cls_kd_weighted, ld, ld_tau, box_kd   head losses: class scores, DFL box distributions, boxes
+  cls_kd, cls_kd_tau, cls_kd_weighted, ld, ld_tau, box_kd, cross_kd
+                  head losses: class scores, DFL box distributions, decoded boxes, CrossKD (teacher head on student's)
   cwd, cwd_tau, mimic, pkd, levels, adapter, teacher_layers, student_layers   feature losses and taps
   schedule, off_close_mosaic   weights over training: constant | linear | cosine; off in the close_mosaic epochs
   data            a data yaml or a name from datasets.yaml ({{datasets}})

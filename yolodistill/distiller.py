@@ -10,7 +10,8 @@ from torch import nn
 
 from .adapters import build_adapters
 from .alignment import align, align_anchors
-from .losses import BoxKDLoss, ClassKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
+from .crosshead import CrossHead, cross_adapters
+from .losses import BoxKDLoss, ClassKDLoss, CrossKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
 from .recipes import Recipe
 from .taps import FeatureTaps
 
@@ -48,12 +49,21 @@ class Distiller(nn.Module):
         student_layers: Sequence[int],
         teacher_channels: Sequence[int],
         student_channels: Sequence[int],
+        student_head_channels: Sequence[int] = (),
     ):
         super().__init__()
         self.teacher = teacher
         self.recipe = recipe
         feature = recipe.uses_features
+        # Every trainable connector in one list (the trainer optimises, clips, broadcasts and checkpoints it): the
+        # feature adapters, one per tap, then CrossKD's, one per head branch (`student_head_channels`: the student's
+        # channels at the cut, crosshead.cut_channels).
         self.adapters = build_adapters(student_channels if feature else [], teacher_channels, recipe.adapter)
+        self.n_feature_adapters = len(self.adapters)
+        self.cross = None
+        if recipe.cross_kd > 0:
+            self.adapters.extend(cross_adapters(teacher.model[-1], student_head_channels, recipe.adapter))
+            self.cross = CrossHead(teacher.model[-1], self.adapters[self.n_feature_adapters :])
         self.losses = nn.ModuleDict()
         if recipe.cwd > 0:
             self.losses["cwd"] = CWDLoss(recipe.cwd_tau, recipe.levels)
@@ -67,6 +77,8 @@ class Distiller(nn.Module):
             self.losses["ld"] = LDLoss(recipe.ld_tau)
         if recipe.box_kd > 0:
             self.losses["box_kd"] = BoxKDLoss()
+        if recipe.cross_kd > 0:
+            self.losses["cross_kd"] = CrossKDLoss(recipe.cls_kd_tau, recipe.ld_tau)
         self.weights = recipe.weights()
         self.factor = 1.0  # the recipe's schedule, set by the trainer at each epoch start (a float: no host sync)
         # steps whose distillation was dropped for a non-finite teacher output; read (and reset) once an epoch
@@ -112,7 +124,8 @@ class Distiller(nn.Module):
         teacher = [torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0) for t in teacher]
         t_head = {k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in ("scores", "boxes") else v
                   for k, v in t_head.items()}  # fmt: skip
-        student = align([a(s) for a, s in zip(self.adapters, self.student_taps.collect())], teacher)
+        student = self.student_taps.collect()
+        student = align([a(s) for a, s in zip(self.adapters[: self.n_feature_adapters], student)], teacher)
         masks = None
         if self.recipe.uses_head:
             s_head = head_outputs(student_preds)
@@ -125,6 +138,9 @@ class Distiller(nn.Module):
                 loss = self.losses[name](s_scores, t_head["scores"])
             elif name in ("ld", "box_kd"):  # equal grids only: preflight refuses both for a lower-resolution student
                 loss = self.losses[name](s_head["boxes"], t_head["boxes"], t_head["scores"])
+            elif name == "cross_kd":
+                c_boxes, c_scores = self.cross(t_head["feats"])
+                loss = self.losses[name](c_scores, c_boxes, t_head["scores"], t_head["boxes"])
             elif name in ("mimic", "pkd"):
                 loss = self.losses[name](student, teacher, masks)
             else:
@@ -138,6 +154,8 @@ class Distiller(nn.Module):
         self.detach()
         self._student = student
         self.student_taps = FeatureTaps(student, self.student_layers if self.recipe.uses_features else [])
+        if self.cross is not None:
+            self.cross.attach(student.model[-1])
         detection = getattr(student, "criterion", None) or student.init_criterion()
         student.criterion = DistillationCriterion(detection, self)
         plain_loss = student.loss
@@ -150,6 +168,8 @@ class Distiller(nn.Module):
             finally:
                 self.teacher_taps.clear()
                 self.student_taps.clear()
+                if self.cross is not None:
+                    self.cross.taps.clear()
 
         student.loss = loss  # the training step's `model(batch)` calls `self.loss(batch)`
 
@@ -158,6 +178,8 @@ class Distiller(nn.Module):
         if self.student_taps is not None:
             self.student_taps.remove()
             self.student_taps = None
+        if self.cross is not None:
+            self.cross.detach()
         if self._student is not None:
             self._student.criterion = self._student.criterion.detection
             del self._student.loss  # back to the class's method

@@ -129,9 +129,9 @@ class ClassKDLoss(nn.Module):
         L = τ² · Σ_{n,k,a} w_{n,a} · KL(p^T_{n,k,a} ‖ p^S_{n,k,a}) / max(1, Σ_{n,k,a} p^T_{n,k,a})
 
     with the binary KL(p ‖ q) = p·log(p/q) + (1−p)·log((1−p)/(1−q)) (binary cross-entropy with soft targets minus
-    the targets' entropy: same gradient, zero when student equals teacher). The normaliser is the teacher's soft
-    count of positives, as Ultralytics divides its classification loss by the sum of target scores, so a weight of 0.5
-    puts this term on the scale of the detection loss's `cls` gain.
+    the targets' entropy: same gradient, zero when student equals teacher, never below 0). The normaliser is the
+    teacher's soft count of positives, as Ultralytics divides its classification loss by the sum of target scores, so a
+    weight of 0.5 puts this term on the scale of the detection loss's `cls` gain.
     """
 
     def __init__(self, tau: float = 1.0, score_weighted: bool = False):
@@ -144,8 +144,9 @@ class ClassKDLoss(nn.Module):
             raise ValueError(f"student scores {tuple(s.shape)} and teacher scores {tuple(t.shape)} differ")
         s, t = s.float() / self.tau, t.float() / self.tau
         pt = t.sigmoid()
-        kl = F.binary_cross_entropy_with_logits(s, pt, reduction="none")
-        kl = kl - F.binary_cross_entropy_with_logits(t, pt, reduction="none")
+        # from log-sigmoids rather than as a difference of two cross-entropies, which cancel to float32 noise (and may
+        # go below 0) where the student is already close to the teacher
+        kl = pt * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - pt) * (F.logsigmoid(-t) - F.logsigmoid(-s))
         if self.score_weighted:
             kl = kl * pt.amax(dim=1, keepdim=True)
         return kl.sum() * self.tau**2 / pt.sum().clamp(min=1.0)
@@ -203,3 +204,22 @@ class BoxKDLoss(nn.Module):
         p = x.float().view(n, 4, -1, a).softmax(dim=2)
         d = (p * torch.arange(p.shape[2], device=x.device, dtype=p.dtype).view(1, 1, -1, 1)).sum(dim=2)  # N×4×A
         return torch.cat([-d[:, :2], d[:, 2:]], dim=1).transpose(1, 2)
+
+
+class CrossKDLoss(nn.Module):
+    """CrossKD's loss (Wang et al., CVPR 2024) on the cross-head predictions (`crosshead.CrossHead`: the student's head
+    features run through the rest of the teacher's head), matched to the teacher's own predictions:
+
+        L = ClassKD_τc(s_cls^cross, t_cls) + LD_τl(s_box^cross, t_box; w = max_k σ(t_cls))
+
+    with class logits N×K×A and DFL box logits N×4R×A on the teacher's anchors (both terms as in `ClassKDLoss` and
+    `LDLoss`; for a head with one bin per side, R = 1, the LD term is 0).
+    """
+
+    def __init__(self, cls_tau: float = 1.0, ld_tau: float = 1.0):
+        super().__init__()
+        self.cls = ClassKDLoss(cls_tau)
+        self.ld = LDLoss(ld_tau)
+
+    def forward(self, s_scores: torch.Tensor, s_boxes: torch.Tensor, t_scores: torch.Tensor, t_boxes: torch.Tensor):
+        return self.cls(s_scores, t_scores) + self.ld(s_boxes, t_boxes, t_scores)

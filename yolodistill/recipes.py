@@ -19,8 +19,9 @@ from .utils import DistillError, bundled, suggest
 DEFAULT_RECIPE = "head_kd"  # chosen by benchmarks/efficacy.py (README "Results")
 LOWRES_RECIPE = "lowres"  # the default when teacher_imgsz > imgsz (LD needs one grid, so head_kd cannot be it)
 OTHER_RECIPES = ("head_pkd", "cwd_mimic")  # measured beside it in the full efficacy run
-LOSSES = ("cwd", "mimic", "pkd", "cls_kd", "ld", "box_kd")  # every loss a recipe can weight, in column order
-HEAD_LOSSES = ("cls_kd", "ld", "box_kd")
+# every loss a recipe can weight, in column order
+LOSSES = ("cwd", "mimic", "pkd", "cls_kd", "ld", "box_kd", "cross_kd")
+HEAD_LOSSES = ("cls_kd", "ld", "box_kd", "cross_kd")
 SCHEDULES = ("constant", "linear", "cosine")
 
 
@@ -39,6 +40,7 @@ class Recipe:
     ld: float = 0.0  # weight of LDLoss (head: DFL box distributions)
     ld_tau: float = 1.0  # its temperature τ
     box_kd: float = 0.0  # weight of BoxKDLoss (head: GIoU of the decoded boxes)
+    cross_kd: float = 0.0  # weight of CrossKDLoss (student head features via the teacher's head; cls_kd_tau, ld_tau)
     schedule: str = "constant"  # all distillation weights over training: constant | linear | cosine (1 → 0.1)
     off_close_mosaic: bool = False  # no distillation in the final close_mosaic epochs (fine-tuning on plain images)
     levels: tuple[float, ...] | None = None  # per-level weights (one per tap); None = all 1
@@ -119,7 +121,7 @@ def _bool(v: Any) -> bool:
     raise ValueError(f"{v!r} is not true or false")
 
 
-_CONVERT = {k: float for k in ("cwd", "cwd_tau", "mimic", "pkd", "cls_kd", "cls_kd_tau", "ld", "ld_tau", "box_kd")}
+_CONVERT = {k: float for k in (*LOSSES, "cwd_tau", "cls_kd_tau", "ld_tau")}
 _CONVERT.update(levels=_floats, adapter=str, teacher_layers=_ints, student_layers=_ints, schedule=str)
 _CONVERT.update(cls_kd_weighted=_bool, off_close_mosaic=_bool, feature_weighted=_bool)
 

@@ -15,34 +15,32 @@ def detect_inputs(model: nn.Module) -> list[int]:
     return [int(i) % len(model.model) for i in head.f]
 
 
-class FeatureTaps:
-    """Record the outputs of `model.model[i]` for each i in `layers` during the next forward.
+class OutputTaps:
+    """Record the output of each of `modules` during the next forward (`labels` name them in errors).
 
     Only the current batch is held: `collect()` hands the maps over and forgets them, so activations of one step never
     outlive it. `remove()` takes the hooks off (also on `with` exit); the object itself is never stored on the model.
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[int]):
-        self.layers = [int(i) for i in layers]
-        self._maps: list[torch.Tensor | None] = [None] * len(self.layers)
-        self._handles = [
-            model.model[i].register_forward_hook(partial(self._record, k)) for k, i in enumerate(self.layers)
-        ]
+    def __init__(self, modules: Sequence[nn.Module], labels: Sequence[object]):
+        self.labels = list(labels)
+        self._maps: list[torch.Tensor | None] = [None] * len(self.labels)
+        self._handles = [m.register_forward_hook(partial(self._record, k)) for k, m in enumerate(modules)]
 
     def _record(self, k: int, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         self._maps[k] = output
 
     def collect(self) -> list[torch.Tensor]:
-        """Return the maps recorded by the last forward, one per layer, and release them."""
-        maps, self._maps = self._maps, [None] * len(self.layers)
+        """Return the maps recorded by the last forward, one per module, and release them."""
+        maps, self._maps = self._maps, [None] * len(self.labels)
         if any(m is None for m in maps):
-            missing = [i for i, m in zip(self.layers, maps) if m is None]
-            raise RuntimeError(f"layers {missing} did not run in the last forward")
+            missing = [i for i, m in zip(self.labels, maps) if m is None]
+            raise RuntimeError(f"{missing} did not run in the last forward")
         return maps
 
     def clear(self) -> None:
         """Drop any recorded maps (those of a forward that `collect()` never took)."""
-        self._maps = [None] * len(self.layers)
+        self._maps = [None] * len(self.labels)
 
     def remove(self) -> None:
         """Remove the hooks and drop any recorded maps."""
@@ -51,8 +49,16 @@ class FeatureTaps:
         self._handles.clear()
         self.clear()
 
-    def __enter__(self) -> FeatureTaps:
+    def __enter__(self) -> OutputTaps:
         return self
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+class FeatureTaps(OutputTaps):
+    """Record the outputs of `model.model[i]` for each i in `layers` during the next forward."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[int]):
+        self.layers = [int(i) for i in layers]
+        super().__init__([model.model[i] for i in self.layers], [f"layer {i}" for i in self.layers])

@@ -158,6 +158,7 @@ class DistillationTrainer(DetectionTrainer):
                 self.plan.student_layers,
                 self.plan.teacher_channels,
                 self.plan.student_channels,
+                self.plan.student_head_channels,
             ).to(self.device)
         self.add_callback("on_train_epoch_start", _apply_schedule)
         self.add_callback("on_train_epoch_end", _report_dropped_steps)
