@@ -131,7 +131,7 @@ def test_teacher_is_frozen_outside_optimizer_and_ema(workdir, data_yaml, teacher
 def test_lowres_student_sees_only_small_images_and_teacher_only_large(workdir, data_yaml, teacher_pt):
     args = train_args(workdir / "runs", name="lowres", imgsz=64)
     overrides = {"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), "teacher_imgsz": 128}
-    trainer = DistillationTrainer(overrides={**overrides, **args})
+    trainer = DistillationTrainer(overrides={**overrides, **args, "cross_kd": 1.0})  # CrossKD on the teacher's grid
     sizes = {"student": set(), "teacher": set()}
 
     def record(t):
@@ -149,6 +149,9 @@ def test_lowres_student_sees_only_small_images_and_teacher_only_large(workdir, d
     ckpt = torch.load(trainer.best, map_location="cpu", weights_only=False)
     assert ckpt["train_args"]["imgsz"] == 64
     assert ckpt[CKPT_KEY]["teacher_imgsz"] == 128
+    with open(trainer.csv) as f:
+        row = next(csv.DictReader(f))
+    assert float(row["train/cls_kd_loss"]) > 0 and float(row["train/cross_kd_loss"]) > 0
 
 
 def test_demo_prints_the_three_rows_and_caches_the_teacher(workdir, data_yaml, monkeypatch, capsys):
