@@ -22,7 +22,6 @@ sys.path.insert(0, str(ROOT))  # this checkout's yolodistill, installed or not
 RESULTS = Path(os.environ.get("BENCH_RESULTS", ROOT / "benchmarks" / "results"))  # tests write elsewhere
 CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/bench_cache"))
 RUNS = Path(os.environ.get("BENCH_RUNS", "/tmp/bench_runs"))
-EPOCHS = 32  # the regime's schedule (issue 12, README "Results"): efficacy.py and lowres.py train this long
 
 
 def machine() -> dict[str, Any]:
@@ -148,14 +147,6 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     tmp.write_text(json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
     os.replace(tmp, kept)  # never a half-written record
     return result
-
-
-def validation(every_epoch: bool) -> dict[str, Any]:
-    """Train args for when to validate. The regime validates once, after the last epoch (`val=False`; Ultralytics still
-    runs its final validation), and scores that last epoch: a third less time per run than validating every epoch, and
-    no pick of the best epoch on the validation split. `every_epoch` adds nothing, so that runs made that way before
-    (30-epoch sweep in efficacy_sweep_30ep.json) keep their keys."""
-    return {} if every_epoch else {"val": False}
 
 
 def recipe_spec(spec: str) -> dict[str, Any]:

@@ -51,7 +51,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--recipes", nargs="+", default=None, help="name or name:key=value,... (default: the default + 2)")
     p.add_argument("--dis", type=float, nargs="*", default=None, help="Ultralytics dis values (default 6.0 first)")
     p.add_argument("--workers", type=int, default=2, help="trainings side by side, one torch thread each")
-    p.add_argument("--val", action="store_true", help="validate every epoch, score the best (default: the last)")
     p.add_argument("--out", default=None, help="name of the JSON/PNG in benchmarks/results/ (efficacy[_quick])")
     return p.parse_args()
 
@@ -64,9 +63,8 @@ def main() -> None:
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     dis = ([] if args.quick else [6.0]) if args.dis is None else args.dis
     recipes = args.recipes or ([DEFAULT_RECIPE] if args.quick else [DEFAULT_RECIPE, *OTHER_RECIPES])
-    epochs = args.epochs or (10 if args.quick else common.EPOCHS)
-    run = dict(epochs=epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, fraction=args.fraction,
-               **common.validation(args.val))  # fmt: skip
+    epochs = args.epochs or (10 if args.quick else 30)
+    run = dict(epochs=epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, fraction=args.fraction)
     data = resolve_data(args.data)
     t_pt, teacher = common.teacher(args, data)
     out = args.out or common.result_name("efficacy", args.quick)  # also names the run folders: none overwrites another
