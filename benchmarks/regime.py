@@ -6,7 +6,7 @@ and a full efficacy run ≤ 90 min on the 2 cores. A schedule `N` trains N epoch
 epoch and scores the best, as efficacy.py does. Same settings as efficacy.py otherwise (`shapes`, 128 px, batch 16,
 one torch thread per run, two side by side), so runs are shared with it through the kept-run cache.
 
-    python benchmarks/regime.py    # 30:val 31 32 33 34, seeds 0-2: about 75 min on 2 CPU cores from an empty cache
+    python benchmarks/regime.py    # 30:val 31 32 33 34, seeds 0-2: about 50 min on 2 CPU cores from an empty cache
 
 Writes benchmarks/results/regime.json.
 """
