@@ -37,8 +37,9 @@ def score_maps(scores: torch.Tensor, feats: list[torch.Tensor]) -> list[torch.Te
 class Distiller(nn.Module):
     """Frozen teacher, its taps, the trainable adapters and the losses of one recipe (MMRazor's "distiller").
 
-    The student stays outside: `attach(student)` hooks its tapped layers and wraps its detection criterion, so the
-    student's own forward fills the taps and its loss call adds the distillation terms.
+    The student stays outside: `attach(student)` hooks its tapped layers (for CrossKD also its head branches at the cut,
+    `crosshead.CrossHead`) and wraps its detection criterion, so the student's own forward fills the taps and its loss
+    call adds the distillation terms.
     """
 
     def __init__(
