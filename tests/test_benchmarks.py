@@ -122,7 +122,7 @@ def test_lowres_script(tmp_path, data_yaml, teacher_pt):
 def test_regime_script(tmp_path, data_yaml, teacher_pt):
     result, stdout = run_script(
         "regime.py", tmp_path, "--data", str(data_yaml), "--teacher", str(teacher_pt), "--imgsz", str(IMGSZ),
-        "--batch", "8", "--seeds", "0", "1", "--schedules", "1", "2:val",
+        "--batch", "8", "--seeds", "0", "1", "--schedules", "1", "2:val", "--nbs", "16", "--out", "toy",
     )  # fmt: skip
     assert [(r["epochs"], r["validate_every_epoch"]) for r in result["rows"]] == [(1, False), (2, True)]
     for r in result["rows"]:
@@ -131,8 +131,9 @@ def test_regime_script(tmp_path, data_yaml, teacher_pt):
         assert r["map50_95_mean"] == pytest.approx(sum(maps) / 2)
         assert r["teacher_gap"] == pytest.approx(result["teacher"]["map50_95"] - r["map50_95_mean"])
         assert r["meets"] == (r["map50_95_mean"] >= 0.35 and r["map50_95_std"] <= 0.03 and r["teacher_gap"] >= 0.15)
-    args = yaml.safe_load((tmp_path / "runs" / "regime-e1-s0" / "args.yaml").read_text())
+    args = yaml.safe_load((tmp_path / "runs" / "toy-e1-s0" / "args.yaml").read_text())
     assert args["epochs"] == 1 and args["val"] is False  # validated only after the last epoch
+    assert args["nbs"] == 16 and result["nbs"] == 16
     assert "2:val" in stdout
 
 
