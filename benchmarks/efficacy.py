@@ -18,7 +18,7 @@ of its settings), so an interrupted run continues where it stopped. Measured fig
 A recipe may carry overrides of its keys, which is how the default was chosen (`--dis` with no value skips
 Ultralytics); this sweep (about 4 h 30 min, runs shared with the plain command) wrote efficacy_sweep.json:
 
-    python benchmarks/efficacy.py --out efficacy_sweep --dis 6 2 18 --recipes head_kd:cls_kd=0.5,ld=0.25 \
+    python benchmarks/efficacy.py --epochs 30 --out efficacy_sweep --dis 6 2 18 --recipes head_kd:cls_kd=0.5,ld=0.25 \
         head_kd:cls_kd=1,ld=0.5 head_kd head_kd:cls_kd=4,ld=2 head_kd:cls_kd_tau=2 head_kd:box_kd=1 \
         head_kd:cls_kd=0.5,ld=0.25,cls_kd_weighted=true cross_kd head_kd:cross_kd=2 head_pkd cwd_mimic
 
@@ -63,7 +63,7 @@ def main() -> None:
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     dis = ([] if args.quick else [6.0]) if args.dis is None else args.dis
     recipes = args.recipes or ([DEFAULT_RECIPE] if args.quick else [DEFAULT_RECIPE, *OTHER_RECIPES])
-    epochs = args.epochs or (10 if args.quick else 30)
+    epochs = args.epochs or (10 if args.quick else 31)
     run = dict(epochs=epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, fraction=args.fraction)
     data = resolve_data(args.data)
     t_pt, teacher = common.teacher(args, data)

@@ -35,6 +35,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--recipes", nargs="+", default=["lowres", "cwd_mimic"], help="name or name:key=value,...")
     p.add_argument("--workers", type=int, default=2, help="trainings side by side, one torch thread each")
+    p.add_argument("--out", default=None, help="name of the JSON/PNG in benchmarks/results/ (lowres[_quick])")
     return p.parse_args()
 
 
@@ -44,7 +45,7 @@ def main() -> None:
     from yolodistill.recipes import LOWRES_RECIPE
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    epochs = args.epochs or (6 if args.quick else 30)
+    epochs = args.epochs or (6 if args.quick else 31)
     full, low = args.imgsz, args.imgsz // 2
     if low % 32:
         raise SystemExit(f"--imgsz {full}: half of it must be a multiple of the stride 32 (e.g. 128, 192, 256, 640)")
@@ -59,7 +60,7 @@ def main() -> None:
     ]
     variants += [(f"yolodistill:{r}@{low}<-{full}", "yolodistill", {"imgsz": low, "teacher_imgsz": full,
                   **recipe_spec(r)}, r == LOWRES_RECIPE) for r in args.recipes]  # fmt: skip
-    out = common.result_name("lowres", args.quick)  # also names the run folders: none overwrites another
+    out = args.out or common.result_name("lowres", args.quick)  # also names the run folders: none overwrites another
     labels = [f"{out}-" + re.sub(r"[^\w.@-]+", "_", v[0].replace("<-", "_from_")) for v in variants]
     jobs = [dict(method=kind, model=args.student, data=data, teacher=t_pt, name=f"{label}-s{s}", seed=s, **run,
                  **extra) for s in seeds for label, (_, kind, extra, _) in zip(labels, variants)]  # fmt: skip
