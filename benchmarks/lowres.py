@@ -2,14 +2,19 @@
 full-resolution student. GR = (mAP_distilled_low − mAP_student_low) / (mAP_student_full − mAP_student_low).
 
     python benchmarks/lowres.py --quick   # 1 seed, half the train images, 6 epochs, 128 → 64 px
-    python benchmarks/lowres.py           # 3 seeds, 30 epochs, the efficacy regime (`shapes`, 50-epoch teacher)
+    python benchmarks/lowres.py           # 3 seeds, 31 epochs, the efficacy regime (`shapes`, 50-epoch teacher)
+
+The class-KD weight of the `lowres` recipe was chosen in the former 30-epoch schedule (lowres_sweep.json):
+
+    python benchmarks/lowres.py --epochs 30 --out lowres_sweep --recipes lowres lowres:cls_kd=2 \
+        lowres:cls_kd=2,cross_kd=2 lowres:cls_kd=0.5 cwd_mimic
 
 Same seed, same start weights and batches for every variant: each distilled row (one per `--recipes` entry; the
 default for a lower-resolution student is marked) also reports its paired gain over the ½-resolution student. Two
 trainings run side by side (one torch thread each); finished runs are kept. `--data synthetic --teacher-epochs 10
 --epochs 10` is the older, harder preset.
 
-Writes benchmarks/results/lowres.json and lowres.png (lowres_quick.* with --quick).
+Writes benchmarks/results/lowres.json and lowres.png (lowres_quick.* with --quick, NAME.* with --out NAME).
 """
 
 from __future__ import annotations

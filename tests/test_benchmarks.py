@@ -104,14 +104,15 @@ def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
 def test_lowres_script(tmp_path, data_yaml, teacher_pt):
     result, _ = run_script(
         "lowres.py", tmp_path, "--data", str(data_yaml), "--teacher", str(teacher_pt), "--imgsz", str(IMGSZ),
-        "--epochs", "1", "--batch", "8", "--seeds", "0", "--recipes", "lowres", "lowres:cls_kd=2",
+        "--epochs", "1", "--batch", "8", "--seeds", "0", "--recipes", "lowres", "lowres:cls_kd=2", "--out", "low",
     )  # fmt: skip
+    assert (tmp_path / "results" / "low.png").is_file()  # --out names the JSON (read by run_script) and the chart
     rows = {r["method"]: r for r in result["rows"]}
     low = IMGSZ // 2
     assert list(rows) == [f"student@{IMGSZ}", f"student@{low}", f"yolodistill:lowres@{low}<-{IMGSZ}",
                           f"yolodistill:lowres:cls_kd=2@{low}<-{IMGSZ}"]  # fmt: skip
     assert [r["default"] for r in rows.values()] == [False, False, True, False]
-    distill = tmp_path / "runs" / f"lowres-yolodistill_lowres_cls_kd_2@{low}_from_{IMGSZ}-s0" / "distill.yaml"
+    distill = tmp_path / "runs" / f"low-yolodistill_lowres_cls_kd_2@{low}_from_{IMGSZ}-s0" / "distill.yaml"
     assert yaml.safe_load(distill.read_text())["recipe"]["cls_kd"] == 2.0  # the override reached the trainer
     for r in result["rows"][2:]:
         gap = common.gap_recovery(r["map50_95_mean"], rows[f"student@{low}"]["map50_95_mean"],
