@@ -14,7 +14,7 @@ side by side, one torch thread each; every finished run is kept (`common.train`:
 interrupted run continues where it stopped. Measured figures are in README "Results".
 
     python benchmarks/efficacy.py --quick   # 1 seed, 10 epochs, student + default only: 4 min on 2 CPU cores
-    python benchmarks/efficacy.py           # 3 seeds × 5 methods, 31 epochs: about 83 min on 2 CPU cores
+    python benchmarks/efficacy.py           # 3 seeds × 5 methods, 31 epochs: about 74 min on 2 CPU cores
 
 A recipe may carry overrides of its keys, which is how the default was chosen (`--dis` with no value skips
 Ultralytics); this sweep, run in the former 30-epoch schedule (about 4 h 30 min), wrote efficacy_sweep.json:

@@ -30,7 +30,8 @@ CRITERIA = {"student_mean_min": 0.35, "student_std_max": 0.03, "teacher_gap_min"
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--schedules", nargs="+", default=["30:val", "31:val", "32:val", "31", "32", "33", "34"], help="N or N:val")
+    schedules = ["30:val", "31:val", "32:val", "31", "32", "33", "34"]
+    p.add_argument("--schedules", nargs="+", default=schedules, help="N or N:val (31:val: the regime)")
     p.add_argument("--data", default="shapes")
     p.add_argument("--teacher", default="yolov8s.yaml")
     p.add_argument("--teacher-epochs", type=int, default=50)
