@@ -8,8 +8,8 @@ one torch thread per run, two side by side), so runs are shared with it through 
 
     python benchmarks/regime.py    # 30:val 31:val 32:val 31 32 33 34, seeds 0-2: about 70 min on 2 CPU cores
 
-31:val is the only schedule measured that meets all three limits, and the benchmarks' schedule since. (About 70 min
-from an empty run cache, teacher cached; the sum of the runs' own times over two cores.)
+31:val is the only schedule measured that meets all three limits, and the benchmarks' schedule since. (The 70 min
+are the sum of the runs' own times over two cores, from an empty run cache, teacher cached.)
 
 `--nbs 32` (an optimizer step every 2 batches instead of 4) probes a faster optimisation:
 
