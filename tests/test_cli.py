@@ -68,7 +68,7 @@ CASES = {
     "unreadable teacher": ({"teacher": "{bad}/garbage.pt"}, "not a readable Ultralytics checkpoint"),
     "not a checkpoint": ({"teacher": "{bad}/image.pt"}, "not a readable Ultralytics checkpoint"),
     "not detection": ({"teacher": "{bad}/seg.pt"}, "is a segment model"),
-    "class names differ": ({"teacher": "{bad}/other_names.pt"}, "differ from the data"),
+    "teacher lacks data classes": ({"teacher": "{bad}/other_names.pt"}, "has no class 'disc', 'ring'"),
     "student yaml missing": ({"student": "yolov8q.yaml"}, "student 'yolov8q.yaml' not found or invalid"),
     "student yaml invalid": ({"student": "{bad}/broken.yaml"}, "not found or invalid"),
     "unknown recipe": ({"recipe": "cwdd"}, "unknown recipe 'cwdd'"),

@@ -9,14 +9,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import distil_step, train_args
+from conftest import distil_step, save_checkpoint, train_args
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG
 
 from yolodistill import DistillationTrainer, DistillError
 from yolodistill.alignment import align_anchors
-from yolodistill.crosshead import cut_channels
+from yolodistill.crosshead import CrossHead, cut_channels
 from yolodistill.distiller import Distiller
 from yolodistill.losses import BoxKDLoss, ClassKDLoss, CrossKDLoss, LDLoss, MimicLoss, PKDLoss
 from yolodistill.recipes import load_recipe
@@ -32,8 +32,9 @@ def sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def class_kd_reference(s: np.ndarray, t: np.ndarray, tau: float, weighted: bool) -> float:
-    """Binary KL per anchor and class written out with explicit loops, normalised by the teacher's soft positives."""
+def class_kd_reference(s: np.ndarray, t: np.ndarray, tau: float, weighted: bool, beta: float = 0.0) -> float:
+    """Binary KL per anchor and class written out with explicit loops, normalised by the teacher's soft positives; with
+    beta > 0 BCKD's term instead: binary cross-entropy with the soft target times |q − p|^β."""
     n, k, a = s.shape
     total, positives = 0.0, 0.0
     for i in range(n):
@@ -42,7 +43,10 @@ def class_kd_reference(s: np.ndarray, t: np.ndarray, tau: float, weighted: bool)
             w = max(pt_all) if weighted else 1.0
             for c in range(k):
                 p, q = pt_all[c], sigmoid(s[i, c, j] / tau)
-                total += w * (p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q)))
+                if beta > 0:
+                    total += w * -(p * math.log(q) + (1 - p) * math.log(1 - q)) * abs(q - p) ** beta
+                else:
+                    total += w * (p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q)))
                 positives += p
     return tau**2 * total / max(1.0, positives)
 
@@ -65,8 +69,9 @@ def ld_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray, tau: float) ->
     return tau**2 * total / max(1.0, weights)
 
 
-def box_kd_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray) -> float:
-    """Expected DFL distance per side, boxes around the anchor, GIoU from its definition, teacher-score weights."""
+def box_kd_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray, s_cls: np.ndarray | None = None) -> float:
+    """Expected DFL distance per side, boxes around the anchor, GIoU from its definition, teacher-score weights (with
+    `s_cls`, BCKD's: the largest score difference of the two)."""
     n, _, a = s.shape
     total, weights = 0.0, 0.0
     for i in range(n):
@@ -85,6 +90,8 @@ def box_kd_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray) -> float:
             hull = (max(a2, c2) - min(a1, c1)) * (max(b2, d2) - min(b1, d1))
             giou = inter / union - (hull - union) / hull
             w = max(sigmoid(t_cls[i, :, j]))
+            if s_cls is not None:
+                w = max(abs(sigmoid(t_cls[i, :, j]) - sigmoid(s_cls[i, :, j])))
             total += w * (1 - giou)
             weights += w
     return total / max(1.0, weights)
@@ -120,6 +127,55 @@ def test_box_kd_matches_reference():
     expected = box_kd_reference(s.numpy(), t.numpy(), t_cls.numpy())
     assert expected > 0.01
     assert BoxKDLoss()(s, t, t_cls).item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(("tau", "beta"), [(1.0, 1.0), (2.0, 2.0)])
+def test_class_kd_with_bckd_beta_matches_reference(tau, beta):
+    s, t = rand(0, 2, 3, 7), rand(1, 2, 3, 7)
+    expected = class_kd_reference(s.numpy(), t.numpy(), tau, False, beta)
+    assert expected > 0.01
+    assert expected != pytest.approx(class_kd_reference(s.numpy(), t.numpy(), tau, False), rel=0.05)
+    assert ClassKDLoss(tau, beta=beta)(s, t).item() == pytest.approx(expected, rel=1e-6)
+    assert ClassKDLoss(tau, beta=beta)(t, t).item() == 0.0  # the factor is 0 where the student agrees
+
+
+def test_box_kd_with_bckd_weights_matches_reference():
+    s, t, t_cls, s_cls = rand(2, 2, 4 * 5, 6), rand(3, 2, 4 * 5, 6), rand(4, 2, 3, 6), rand(5, 2, 3, 6)
+    expected = box_kd_reference(s.numpy(), t.numpy(), t_cls.numpy(), s_cls.numpy())
+    assert expected != pytest.approx(box_kd_reference(s.numpy(), t.numpy(), t_cls.numpy()), rel=0.01)
+    s_cls.requires_grad_(True)
+    loss = BoxKDLoss("bckd")(s, t, t_cls, s_cls)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert not loss.requires_grad  # the weights are detached: no gradient reaches the student's scores through them
+    with pytest.raises(ValueError, match="needs the student's class scores"):
+        BoxKDLoss("bckd")(s, t, t_cls)
+
+
+def test_cross_kd_align_scale_matches_reference():
+    x, t = rand(0, 2, 3, 4, 5), rand(1, 2, 3, 4, 5) * 3 + 1
+    expected = np.empty_like(x.numpy())
+    for c in range(3):
+        xc, tc = x[:, c].numpy(), t[:, c].numpy()
+        expected[:, c] = (xc - xc.mean()) / (xc.std(ddof=1) + 1e-6) * tc.std(ddof=1) + tc.mean()
+    out = CrossHead.align_scale(x, t)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(out.mean(dim=(0, 2, 3)), t.mean(dim=(0, 2, 3)))
+
+
+def test_cross_kd_with_align_scale_reads_the_teachers_maps_at_the_cut(models):
+    teacher, student = models
+    x = torch.rand(2, 3, 64, 64)
+    values = {}
+    for align_scale in (False, True):
+        recipe = load_recipe("cross_kd", {"cross_kd_align": align_scale})
+        torch.manual_seed(0)
+        distiller = Distiller(teacher, recipe, [], [], [], [], cut_channels(student.model[-1])[0])
+        assert (distiller.cross.teacher_taps is not None) == align_scale
+        terms, _ = distil_step(distiller, student, x, backward=False)
+        values[align_scale] = terms[0].item()
+        if align_scale:
+            distiller.cross.teacher_taps.remove()
+    assert values[True] > 0 and math.isfinite(values[True]) and values[True] != pytest.approx(values[False])
 
 
 def test_cross_kd_matches_reference():
@@ -331,9 +387,18 @@ def test_one_epoch_with_every_new_loss(workdir, data_yaml, teacher_pt):
     assert not teacher_calls  # an epoch with distillation off never runs the teacher
 
 
-def test_same_seed_same_start_as_plain_ultralytics(workdir, data_yaml, teacher_pt):
-    """The adapters are built off Ultralytics' seeded RNG: same student weights and same first batch as `yolo train`."""
+@pytest.mark.parametrize("pretrained", [False, True])
+def test_same_seed_same_start_as_plain_ultralytics(workdir, data_yaml, teacher_pt, pretrained):
+    """The adapters are built off Ultralytics' seeded RNG: same student weights and same first batch as `yolo train`.
+    A pretrained student with other classes than the data's (as `yolov8n.pt` has COCO's) starts as `yolo train
+    model=x.pt` starts it: its head rebuilt for the data's classes, the other weights transferred."""
     seen = {}
+    model = "yolov8n.yaml"
+    if pretrained:
+        torch.manual_seed(7)
+        other = DetectionModel("yolov8n.yaml", nc=3, verbose=False)
+        other.names = {0: "cat", 1: "dog", 2: "bird"}
+        model = str(save_checkpoint(other, workdir / "pretrained_3_classes.pt"))
 
     def capture(name):
         def on_train_start(t):
@@ -349,17 +414,21 @@ def test_same_seed_same_start_as_plain_ultralytics(workdir, data_yaml, teacher_p
 
         return on_train_start
 
-    common = dict(model="yolov8n.yaml", data=str(data_yaml), **train_args(workdir / "runs", seed=3))
-    extra = {"teacher": str(teacher_pt), "recipe": "cwd_mimic"}
+    common = dict(model=model, data=str(data_yaml), **train_args(workdir / "runs", seed=3))
+    # the pretrained case with the default recipe: class KD needs the rebuilt head's classes
+    extra = {"teacher": str(teacher_pt), "recipe": "head_kd" if pretrained else "cwd_mimic"}
     # Ultralytics seeds in the trainer's constructor, so each trainer is built right before its run, as in a new process
     for name, cls, kw in (("plain", DetectionTrainer, {}), ("distilled", DistillationTrainer, extra)):
-        trainer = cls(overrides={**common, "name": f"seed-{name}", **kw})
+        trainer = cls(overrides={**common, "name": f"seed-{name}-{pretrained}", **kw})
         trainer.add_callback("on_train_start", capture(name))
         trainer.train()
     a, b = seen["plain"], seen["distilled"]
     assert a["state"].keys() == b["state"].keys()
     assert [k for k in a["state"] if not torch.equal(a["state"][k], b["state"][k])] == []
     assert torch.equal(a["img"], b["img"])
+    if pretrained:  # the weights came from the checkpoint, and the class predictors have the data's 6 outputs
+        torch.testing.assert_close(b["state"]["model.0.conv.weight"], other.state_dict()["model.0.conv.weight"].float())
+        assert b["state"]["model.22.cv3.0.2.weight"].shape[0] == 6
 
 
 def test_under_bf16_autocast_teacher_runs_low_precision_losses_stay_fp32(models):

@@ -26,9 +26,9 @@ def distill(
     """Distil `teacher` (a detection .pt) into `student` (a model yaml or .pt) on `data`.
 
     `recipe` None takes the default, `head_kd` (`lowres` when `teacher_imgsz` > `imgsz`). `train_args` are Ultralytics
-    train arguments (epochs, imgsz, batch, device, ...), `teacher_imgsz` and recipe overrides (cls_kd, ld, box_kd,
-    cross_kd, cwd, mimic, pkd, their τ, schedule, levels, adapter, teacher_layers, student_layers). Bad input raises
-    `yolodistill.DistillError` with a one-line message before anything is written.
+    train arguments (epochs, imgsz, batch, device, ...), `teacher_imgsz` and overrides of any recipe key (the fields of
+    `yolodistill.recipes.Recipe`). Bad input raises `yolodistill.DistillError` with a one-line message before anything
+    is written.
 
     Example:
         >>> metrics, best, _ = distill("yolov8l.pt", "yolov8n.yaml", "my.yaml", epochs=100)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +14,14 @@ import yaml
 from torch import nn
 from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 from ultralytics.data.utils import check_det_dataset
-from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint, yaml_model_load
 from ultralytics.utils.checks import check_model_file_from_stem
 
 from .crosshead import CUT, branches, cut_channels
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
 from .taps import FeatureTaps, detect_inputs
-from .teacher import _UNREADABLE, fetch_release, load_teacher, model_task
+from .teacher import _UNREADABLE, fetch_release, load_teacher
 from .utils import DistillError, suggest
 
 # yolodistill's own train arguments, accepted next to Ultralytics' (None: take the value from the recipe).
@@ -88,6 +89,7 @@ class Plan:
     teacher_imgsz: int
     teacher_sha256: str
     student_head_channels: list[int]  # the student's channels where CrossKD cuts its head (empty without cross_kd)
+    teacher_classes: list[int] | None  # teacher class channel of each data class (by name); None: same classes
 
 
 def _one_line(e: Exception) -> str:
@@ -104,19 +106,41 @@ def _load_data(data: Any) -> dict:
 
 
 def _load_student(model: Any, nc: int) -> nn.Module:
+    """The student as Ultralytics' DetectionTrainer.get_model will build it: from its yaml with the data's `nc` classes,
+    so a pretrained `.pt` with other classes (`yolov8n.pt` and COCO's 80) is checked with the head rebuilt for the data,
+    as `yolo train model=x.pt` rebuilds it. Its weights do not matter here (only shapes are checked)."""
     if not model:
         raise DistillError("no student given: pass student=yolov8n.yaml (a model yaml or a .pt to start from)")
     try:
         if str(model).endswith(".pt"):
-            student = load_checkpoint(fetch_release(model, "student"), device=torch.device("cpu"))[0]
+            cfg = load_checkpoint(fetch_release(model, "student"), device=torch.device("cpu"))[0].yaml
         else:
-            student = DetectionModel(model, nc=nc, verbose=False)
+            cfg = yaml_model_load(model)
+        task = guess_model_task(cfg)
+        if task == "detect":
+            # a copy: DetectionModel writes the new nc into the yaml dict it is given
+            student = DetectionModel(copy.deepcopy(cfg), nc=nc, verbose=False)
     except _UNREADABLE as e:
         raise DistillError(f"student '{model}' not found or invalid ({_one_line(e)}): pass e.g. yolov8n.yaml") from e
-    task = model_task(student)
     if task != "detect":
         raise DistillError(f"student '{model}' is a {task} model: yolodistill trains detection students")
     return student.eval()
+
+
+def teacher_classes(teacher: str, t_names: list[str], d_names: list[str]) -> list[int] | None:
+    """The teacher's class channel for each of the data's classes, matched by name in the data's order (a COCO teacher
+    of a person/car/bike student); None when the teacher's classes are the data's, in order. A teacher missing one of
+    the data's names is refused."""
+    if t_names == d_names:
+        return None
+    missing = [n for n in d_names if n not in t_names]
+    if missing:
+        shown = ", ".join(map(repr, missing[:6])) + ("..." if len(missing) > 6 else "")
+        raise DistillError(
+            f"teacher '{teacher}' has no class {shown} ({len(missing)} of the data's {len(d_names)} missing): use a "
+            "teacher trained on classes that include all of the data's"
+        )
+    return [t_names.index(n) for n in d_names]
 
 
 def _layers(model: nn.Module, layers: Any, who: str) -> list[int]:
@@ -157,16 +181,20 @@ def _sizes(args: SimpleNamespace, teacher_imgsz: int | None, stride: int) -> int
     return teacher_imgsz
 
 
-def _check_head_losses(recipe: Recipe, teacher: nn.Module, student: nn.Module, lowres: bool) -> None:
-    """A recipe with nothing to distil, or head losses whose outputs cannot be compared, is refused."""
+def _check_head_losses(
+    recipe: Recipe, teacher: nn.Module, student: nn.Module, lowres: bool, t_nc: int | None = None
+) -> None:
+    """A recipe with nothing to distil, or head losses whose outputs cannot be compared, is refused. `t_nc`: the
+    teacher's classes that are distilled (the data's, selected by name; None: all of its own)."""
     if not recipe.weights():
         raise DistillError(
             "the recipe has no loss weight > 0: set one (e.g. cls_kd=0.5), or use 'yolo train' for a plain student"
         )
     t_head, s_head = teacher.model[-1], student.model[-1]
-    if recipe.cls_kd > 0 and t_head.nc != s_head.nc:
+    t_nc = t_head.nc if t_nc is None else t_nc
+    if recipe.cls_kd > 0 and t_nc != s_head.nc:
         raise DistillError(
-            f"cls_kd needs equal classes, but the teacher has {t_head.nc} and the student {s_head.nc}: set cls_kd=0"
+            f"cls_kd needs equal classes, but the teacher has {t_nc} and the student {s_head.nc}: set cls_kd=0"
         )
     if recipe.cross_kd > 0:
         for who, head in (("teacher", t_head), ("student", s_head)):
@@ -202,11 +230,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     data = _load_data(args.data)
     teacher = load_teacher(distill["teacher"])
     t_names, d_names = list(teacher.names.values()), list(data["names"].values())
-    if t_names != d_names and not args.single_cls:
-        raise DistillError(
-            f"teacher classes {t_names[:6]}{'...' if len(t_names) > 6 else ''} ({len(t_names)}) differ from the data's "
-            f"{d_names[:6]}{'...' if len(d_names) > 6 else ''} ({len(d_names)}): use a teacher trained on this dataset"
-        )
+    classes = None if args.single_cls else teacher_classes(distill["teacher"], t_names, d_names)
     student = _load_student(args.model, data["nc"])
     stride = max(32, int(teacher.stride.max()), int(student.stride.max()))
     teacher_imgsz = _sizes(args, distill["teacher_imgsz"], stride)
@@ -220,7 +244,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         raise DistillError(f"{msg}: give teacher_layers and student_layers of equal length")
     if recipe.levels is not None and len(recipe.levels) != len(t_layers):
         raise DistillError(f"{len(recipe.levels)} levels weights for {len(t_layers)} taps: give one weight per tap")
-    _check_head_losses(recipe, teacher, student, lowres)
+    _check_head_losses(recipe, teacher, student, lowres, classes and len(classes))
     t_info, s_info = _probe(teacher, t_layers, 2 * stride), _probe(student, s_layers, 2 * stride)
     for ti, si, (_, ts), (_, ss) in zip(t_layers, s_layers, t_info, s_info):
         if ts != ss:
@@ -237,6 +261,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         teacher_imgsz=teacher_imgsz,
         teacher_sha256=file_sha256(distill["teacher"]),
         student_head_channels=cut_channels(student.model[-1])[0] if recipe.cross_kd > 0 else [],
+        teacher_classes=classes,
     )
 
 

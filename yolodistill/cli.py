@@ -21,14 +21,16 @@ Usage: yolodistill COMMAND key=value ...
   help    this text;  --version  the version
 
 Distillation arguments (besides every Ultralytics train argument):
-  teacher         Ultralytics detection checkpoint, same class names as the data
-  student         model yaml (yolov8n.yaml) or .pt to start from (alias: model)
+  teacher         Ultralytics detection checkpoint whose class names include the data's (picked by name)
+  student         model yaml (yolov8n.yaml) or .pt to start from (alias: model; its head is rebuilt for the data)
   recipe          bundled name ({{recipes}}) or path to a recipe yaml; default head_kd (lowres if teacher_imgsz > imgsz)
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
-  cls_kd, cls_kd_tau, cls_kd_weighted, ld, ld_tau, box_kd, cross_kd
+  cls_kd, cls_kd_tau, cls_kd_weighted, cls_kd_beta, ld, ld_tau, box_kd, box_kd_weights, cross_kd, cross_kd_align
                   head losses: class scores, DFL box distributions, decoded boxes, CrossKD (teacher head on student's)
-  cwd, cwd_tau, mimic, pkd, levels, adapter, teacher_layers, student_layers   feature losses and taps
+  cwd, cwd_tau, mimic, pkd, feature_weighted, levels, adapter, teacher_layers, student_layers
+                  feature losses and taps
   schedule, off_close_mosaic   weights over training: constant | linear | cosine; off in the close_mosaic epochs
+  balance         > 0: all weights rescaled once so distillation starts at balance × the detection loss
   data            a data yaml or a name from datasets.yaml ({{datasets}})
 
 Runs land in runs/detect/<name>/ as with `yolo`: weights/best.pt, last.pt, results.csv, results.png.

@@ -49,12 +49,34 @@ class CrossHead:
 
     Holds no parameters of its own: the teacher's layers stay frozen and the adapters (`cross_adapters`) live with the
     distiller's other adapters, which the trainer optimises and checkpoints.
+
+    With `align_scale` (CrossKD's official code does this), each student map at the cut, once adapted and on the
+    teacher's grid, is standardised per channel over its N·H·W values and given the teacher's own map's per-channel
+    mean and standard deviation there: x̂ = (x − μ_x) / (σ_x + 1e-6) · σ_T + μ_T, so the teacher's layers receive inputs
+    on the scale they were trained on. The teacher's maps at the cut are then recorded with hooks of their own.
     """
 
-    def __init__(self, teacher_head: nn.Module, adapters: Sequence[nn.Module]):
+    def __init__(self, teacher_head: nn.Module, adapters: Sequence[nn.Module], align_scale: bool = False):
         self.adapters = list(adapters)
         self.tails = [branch[CUT:] for branch in branches(teacher_head)]
         self.taps: OutputTaps | None = None
+        self.teacher_taps = None
+        if align_scale:
+            blocks = [branch[CUT - 1] for branch in branches(teacher_head)]
+            self.teacher_taps = OutputTaps(blocks, [f"teacher head branch {k}" for k in range(len(blocks))])
+
+    @staticmethod
+    def align_scale(x: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        """N×C×H×W `x` given the per-channel mean and standard deviation (over N, H, W) of `teacher` (same shape)."""
+        dims = (0, 2, 3)
+        x = (x - x.mean(dim=dims, keepdim=True)) / (x.std(dim=dims, keepdim=True) + 1e-6)
+        return x * teacher.std(dim=dims, keepdim=True) + teacher.mean(dim=dims, keepdim=True)
+
+    def clear(self) -> None:
+        """Forget the maps of a step (one that raised must not leave them alive into the next)."""
+        for taps in (self.taps, self.teacher_taps):
+            if taps is not None:
+                taps.clear()
 
     def attach(self, student_head: nn.Module) -> None:
         """Record the student's maps at the cut in each of its forwards."""
@@ -75,6 +97,8 @@ class CrossHead:
         `alignment.align`)."""
         maps = [a(x) for a, x in zip(self.adapters, self.taps.collect())]
         maps = align(maps, [*teacher_feats, *teacher_feats])  # box branches, then class branches, level by level
+        if self.teacher_taps is not None:
+            maps = [self.align_scale(x, t.float()) for x, t in zip(maps, self.teacher_taps.collect())]
         out = [tail(x).flatten(2) for tail, x in zip(self.tails, maps)]
         levels = len(out) // 2
         return torch.cat(out[:levels], dim=-1), torch.cat(out[levels:], dim=-1)

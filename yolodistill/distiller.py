@@ -10,6 +10,7 @@ from torch import nn
 
 from .adapters import build_adapters
 from .alignment import align, align_anchors
+from .balance import Balance
 from .crosshead import CrossHead, cross_adapters
 from .losses import BoxKDLoss, ClassKDLoss, CrossKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
 from .recipes import Recipe
@@ -51,6 +52,7 @@ class Distiller(nn.Module):
         teacher_channels: Sequence[int],
         student_channels: Sequence[int],
         student_head_channels: Sequence[int] = (),
+        teacher_classes: Sequence[int] | None = None,
     ):
         super().__init__()
         self.teacher = teacher
@@ -64,7 +66,8 @@ class Distiller(nn.Module):
         self.cross = None
         if recipe.cross_kd > 0:
             self.adapters.extend(cross_adapters(teacher.model[-1], student_head_channels, recipe.adapter))
-            self.cross = CrossHead(teacher.model[-1], self.adapters[self.n_feature_adapters :])
+            adapters = self.adapters[self.n_feature_adapters :]
+            self.cross = CrossHead(teacher.model[-1], adapters, recipe.cross_kd_align)
         self.losses = nn.ModuleDict()
         if recipe.cwd > 0:
             self.losses["cwd"] = CWDLoss(recipe.cwd_tau, recipe.levels)
@@ -73,15 +76,21 @@ class Distiller(nn.Module):
         if recipe.pkd > 0:
             self.losses["pkd"] = PKDLoss(recipe.levels)
         if recipe.cls_kd > 0:
-            self.losses["cls_kd"] = ClassKDLoss(recipe.cls_kd_tau, recipe.cls_kd_weighted)
+            self.losses["cls_kd"] = ClassKDLoss(recipe.cls_kd_tau, recipe.cls_kd_weighted, recipe.cls_kd_beta)
         if recipe.ld > 0:
             self.losses["ld"] = LDLoss(recipe.ld_tau)
         if recipe.box_kd > 0:
-            self.losses["box_kd"] = BoxKDLoss()
+            self.losses["box_kd"] = BoxKDLoss(recipe.box_kd_weights)
         if recipe.cross_kd > 0:
-            self.losses["cross_kd"] = CrossKDLoss(recipe.cls_kd_tau, recipe.ld_tau)
+            self.losses["cross_kd"] = CrossKDLoss(recipe.cls_kd_tau, recipe.ld_tau, recipe.cls_kd_beta)
         self.weights = recipe.weights()
+        self.names = [f"{name}_loss" for name in self.weights]  # their columns in the progress bar and results.csv
         self.factor = 1.0  # the recipe's schedule, set by the trainer at each epoch start (a float: no host sync)
+        # A teacher with more classes than the data (a COCO teacher): its class channels for the data's classes, in the
+        # data's order, picked once from its head outputs, so every loss and weight reads the data's classes only.
+        classes = None if teacher_classes is None else torch.tensor(list(teacher_classes))
+        self.register_buffer("teacher_classes", classes, persistent=False)
+        self.balance = Balance(recipe.balance)
         # steps whose distillation was dropped for a non-finite teacher output; read (and reset) once an epoch
         self.register_buffer("dropped_steps", torch.zeros((), dtype=torch.long), persistent=False)
         self.student_layers = list(student_layers)
@@ -108,7 +117,7 @@ class Distiller(nn.Module):
             A K-vector of weighted losses (K = losses in the recipe, in `weights` order) and the same values detached,
             keyed `<loss>_loss` for Ultralytics' progress bar and results.csv.
         """
-        names = [f"{name}_loss" for name in self.weights]
+        names = self.names
         if self.factor == 0:  # the schedule has distillation off (final close_mosaic epochs): the teacher need not run
             terms = torch.zeros(len(names), device=teacher_img.device)
             return terms, dict(zip(names, terms))
@@ -116,7 +125,9 @@ class Distiller(nn.Module):
             # `embed` ends the forward at the last tapped layer; None runs the whole model, head included
             t_out = self.teacher.predict(teacher_img, embed=None if self.teacher_stop is None else [self.teacher_stop])
         teacher = self.teacher_taps.collect()
-        t_head = head_outputs(t_out) if self.recipe.uses_head else {}
+        t_head = dict(head_outputs(t_out)) if self.recipe.uses_head else {}
+        if self.teacher_classes is not None and t_head:
+            t_head["scores"] = t_head["scores"].index_select(1, self.teacher_classes)
         # A non-finite teacher output drops this step's distillation (on the device: no host sync). The values are
         # zeroed too, because a NaN multiplied by 0 in the forward still sends NaN gradients into the student.
         values = [*teacher, *(t_head[k] for k in ("scores", "boxes") if k in t_head)]
@@ -137,10 +148,14 @@ class Distiller(nn.Module):
         for name, w in self.weights.items():
             if name == "cls_kd":
                 loss = self.losses[name](s_scores, t_head["scores"])
-            elif name in ("ld", "box_kd"):  # equal grids only: preflight refuses both for a lower-resolution student
+            elif name == "ld":  # equal grids only: preflight refuses ld and box_kd for a lower-resolution student
                 loss = self.losses[name](s_head["boxes"], t_head["boxes"], t_head["scores"])
+            elif name == "box_kd":
+                loss = self.losses[name](s_head["boxes"], t_head["boxes"], t_head["scores"], s_scores)
             elif name == "cross_kd":
                 c_boxes, c_scores = self.cross(t_head["feats"])
+                if self.teacher_classes is not None:
+                    c_scores = c_scores.index_select(1, self.teacher_classes)
                 loss = self.losses[name](c_scores, c_boxes, t_head["scores"], t_head["boxes"])
             elif name in ("mimic", "pkd"):
                 loss = self.losses[name](student, teacher, masks)
@@ -170,7 +185,7 @@ class Distiller(nn.Module):
                 self.teacher_taps.clear()
                 self.student_taps.clear()
                 if self.cross is not None:
-                    self.cross.taps.clear()
+                    self.cross.clear()
 
         student.loss = loss  # the training step's `model(batch)` calls `self.loss(batch)`
 
@@ -190,8 +205,9 @@ class Distiller(nn.Module):
 class DistillationCriterion:
     """Ultralytics criterion wrapper: detection loss followed by the distillation terms.
 
-    Ultralytics' criteria return (loss vector × batch size, detached items); the distillation terms are appended and
-    scaled by the batch size the same way, so the trainer's `loss.sum()` is the total loss.
+    Ultralytics' criteria return (loss vector × batch size, detached items); the distillation terms (rescaled against
+    the detection loss by `balance.Balance` when the recipe asks) are appended and scaled by the batch size the same
+    way, so the trainer's `loss.sum()` is the total loss.
     """
 
     def __init__(self, detection, distiller: Distiller):
@@ -200,8 +216,10 @@ class DistillationCriterion:
 
     def __call__(self, preds, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss, items = self.detection(preds, batch)
-        terms, distill_items = self.distiller(batch.get("teacher_img", batch["img"]), preds)
-        return torch.cat([loss.view(-1), terms * batch["img"].shape[0]]), {**items, **distill_items}
+        terms, _ = self.distiller(batch.get("teacher_img", batch["img"]), preds)
+        n = batch["img"].shape[0]
+        terms = self.distiller.balance.scaled(loss.sum() / n, terms)
+        return torch.cat([loss.view(-1), terms * n]), {**items, **dict(zip(self.distiller.names, terms.detach()))}
 
     def update(self) -> None:
         """Forward Ultralytics' per-epoch criterion update (end-to-end heads schedule their loss weights)."""

@@ -132,21 +132,33 @@ class ClassKDLoss(nn.Module):
     the targets' entropy: same gradient, zero when student equals teacher, never below 0). The normaliser is the
     teacher's soft count of positives, as Ultralytics divides its classification loss by the sum of target scores, so a
     weight of 0.5 puts this term on the scale of the detection loss's `cls` gain.
+
+    With `beta` = β > 0 the per-element term is BCKD's quality-focal one instead (as its and CrossKD's configs use it,
+    β = 1): the binary cross-entropy with soft targets times |p^S − p^T|^β,
+
+        ℓ = −(p^T·log p^S + (1−p^T)·log(1−p^S)) · |p^S − p^T|^β
+
+    which leaves the anchors where the student already agrees with the teacher almost out (the factor is not detached,
+    as in Quality Focal Loss). Same weights and normaliser as above.
     """
 
-    def __init__(self, tau: float = 1.0, score_weighted: bool = False):
+    def __init__(self, tau: float = 1.0, score_weighted: bool = False, beta: float = 0.0):
         super().__init__()
         self.tau = float(tau)
         self.score_weighted = bool(score_weighted)
+        self.beta = float(beta)
 
     def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if s.shape != t.shape:
             raise ValueError(f"student scores {tuple(s.shape)} and teacher scores {tuple(t.shape)} differ")
         s, t = s.float() / self.tau, t.float() / self.tau
         pt = t.sigmoid()
-        # from log-sigmoids rather than as a difference of two cross-entropies, which cancel to float32 noise (and may
-        # go below 0) where the student is already close to the teacher
-        kl = pt * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - pt) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+        if self.beta > 0:
+            kl = F.binary_cross_entropy_with_logits(s, pt, reduction="none") * (s.sigmoid() - pt).abs().pow(self.beta)
+        else:
+            # from log-sigmoids rather than as a difference of two cross-entropies, which cancel to float32 noise (and
+            # may go below 0) where the student is already close to the teacher
+            kl = pt * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - pt) * (F.logsigmoid(-t) - F.logsigmoid(-s))
         if self.score_weighted:
             kl = kl * pt.amax(dim=1, keepdim=True)
         return kl.sum() * self.tau**2 / pt.sum().clamp(min=1.0)
@@ -182,7 +194,9 @@ class BoxKDLoss(nn.Module):
 
     Box logits N×4R×A decode, per side, to the expected distance d = Σ_r r · softmax(x)_r over the R DFL bins (in grid
     cells, as Ultralytics' DFL decodes them): the box (−d_left, −d_top, d_right, d_bottom) around its anchor point.
-    Each anchor is weighted by the teacher's highest class score w_{n,a} = max_k σ(t^cls_{n,k,a}):
+    Each anchor is weighted by the teacher's highest class score w_{n,a} = max_k σ(t^cls_{n,k,a}) (`weights="teacher"`)
+    or, as BCKD weights it (`weights="bckd"`), by the largest disagreement of the two models' class scores
+    w_{n,a} = max_k |σ(t^cls_{n,k,a}) − σ(s^cls_{n,k,a})|, detached (the weight steers, it is not a target):
 
         L = Σ_{n,a} w_{n,a} · (1 − GIoU(b^S_{n,a}, b^T_{n,a})) / max(1, Σ_{n,a} w_{n,a})
 
@@ -190,11 +204,26 @@ class BoxKDLoss(nn.Module):
     matches the two distributions bin by bin, this matches only the boxes they decode to.
     """
 
-    def forward(self, s: torch.Tensor, t: torch.Tensor, t_scores: torch.Tensor) -> torch.Tensor:
+    WEIGHTS = ("teacher", "bckd")
+
+    def __init__(self, weights: str = "teacher"):
+        super().__init__()
+        if weights not in self.WEIGHTS:
+            raise ValueError(f"weights={weights!r}, expected one of {self.WEIGHTS}")
+        self.weights = weights
+
+    def forward(
+        self, s: torch.Tensor, t: torch.Tensor, t_scores: torch.Tensor, s_scores: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if s.shape != t.shape:
             raise ValueError(f"student boxes {tuple(s.shape)} and teacher boxes {tuple(t.shape)} differ")
         giou = bbox_iou(self.decode(s), self.decode(t), xywh=False, GIoU=True).squeeze(-1)  # N×A
-        w = t_scores.float().sigmoid().amax(dim=1)  # N×A
+        if self.weights == "bckd":
+            if s_scores is None:
+                raise ValueError("weights='bckd' needs the student's class scores s_scores")
+            w = (t_scores.float().sigmoid() - s_scores.detach().float().sigmoid()).abs().amax(dim=1)  # N×A
+        else:
+            w = t_scores.float().sigmoid().amax(dim=1)  # N×A
         return (w * (1.0 - giou)).sum() / w.sum().clamp(min=1.0)
 
     @staticmethod
@@ -213,12 +242,13 @@ class CrossKDLoss(nn.Module):
         L = ClassKD_τc(s_cls^cross, t_cls) + LD_τl(s_box^cross, t_box; w = max_k σ(t_cls))
 
     with class logits N×K×A and DFL box logits N×4R×A on the teacher's anchors (both terms as in `ClassKDLoss` and
-    `LDLoss`; for a head with one bin per side, R = 1, the LD term is 0).
+    `LDLoss`, the class term with the quality-focal factor of `cls_beta` as CrossKD's configs use it; for a head with
+    one bin per side, R = 1, the LD term is 0).
     """
 
-    def __init__(self, cls_tau: float = 1.0, ld_tau: float = 1.0):
+    def __init__(self, cls_tau: float = 1.0, ld_tau: float = 1.0, cls_beta: float = 0.0):
         super().__init__()
-        self.cls = ClassKDLoss(cls_tau)
+        self.cls = ClassKDLoss(cls_tau, beta=cls_beta)
         self.ld = LDLoss(ld_tau)
 
     def forward(self, s_scores: torch.Tensor, s_boxes: torch.Tensor, t_scores: torch.Tensor, t_boxes: torch.Tensor):

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from .adapters import ADAPTERS
+from .losses import BoxKDLoss
 from .utils import DistillError, bundled, suggest
 
 DEFAULT_RECIPE = "head_kd"  # chosen by benchmarks/efficacy.py (README "Results")
@@ -37,10 +38,14 @@ class Recipe:
     cls_kd: float = 0.0  # weight of ClassKDLoss (head: class scores)
     cls_kd_tau: float = 1.0  # its temperature τ
     cls_kd_weighted: bool = False  # weight each anchor by the teacher's top class score
+    cls_kd_beta: float = 0.0  # BCKD's quality-focal exponent β on |p_S − p_T| (0: plain binary KL); also CrossKD's
     ld: float = 0.0  # weight of LDLoss (head: DFL box distributions)
     ld_tau: float = 1.0  # its temperature τ
     box_kd: float = 0.0  # weight of BoxKDLoss (head: GIoU of the decoded boxes)
+    box_kd_weights: str = "teacher"  # its anchor weights: teacher (top teacher score) | bckd (top score disagreement)
     cross_kd: float = 0.0  # weight of CrossKDLoss (student head features via the teacher's head; cls_kd_tau, ld_tau)
+    cross_kd_align: bool = False  # CrossKD's align_scale: student maps at the cut get the teacher's channel stats
+    balance: float = 0.0  # > 0: all weights rescaled once so distillation = balance × detection loss (first steps)
     schedule: str = "constant"  # all distillation weights over training: constant | linear | cosine (1 → 0.1)
     off_close_mosaic: bool = False  # no distillation in the final close_mosaic epochs (fine-tuning on plain images)
     levels: tuple[float, ...] | None = None  # per-level weights (one per tap); None = all 1
@@ -121,9 +126,10 @@ def _bool(v: Any) -> bool:
     raise ValueError(f"{v!r} is not true or false")
 
 
-_CONVERT = {k: float for k in (*LOSSES, "cwd_tau", "cls_kd_tau", "ld_tau")}
+_CONVERT = {k: float for k in (*LOSSES, "cwd_tau", "cls_kd_tau", "ld_tau", "cls_kd_beta", "balance")}
 _CONVERT.update(levels=_floats, adapter=str, teacher_layers=_ints, student_layers=_ints, schedule=str)
-_CONVERT.update(cls_kd_weighted=_bool, off_close_mosaic=_bool, feature_weighted=_bool)
+_CONVERT.update(cls_kd_weighted=_bool, off_close_mosaic=_bool, feature_weighted=_bool, cross_kd_align=_bool)
+_CONVERT.update(box_kd_weights=str)
 
 
 def load_recipe_value(key: str, value: Any) -> Any:
@@ -144,6 +150,11 @@ def _check(values: dict[str, Any], source: str) -> Recipe:
         ) from e
     if min(getattr(r, k) for k in LOSSES) < 0 or (r.levels and min(r.levels) < 0):
         raise DistillError(f"negative loss weight in {source}: weights must be >= 0")
+    for key in ("cls_kd_beta", "balance"):
+        if getattr(r, key) < 0:
+            raise DistillError(f"{key}={getattr(r, key)} in {source}: it must be >= 0 (0 = off)")
+    if r.box_kd_weights not in BoxKDLoss.WEIGHTS:
+        raise suggest(r.box_kd_weights, BoxKDLoss.WEIGHTS, what=f"box_kd_weights in {source}")
     for key in ("cwd_tau", "cls_kd_tau", "ld_tau"):
         if getattr(r, key) <= 0:
             raise DistillError(f"{key}={getattr(r, key)} in {source}: the temperature must be > 0")

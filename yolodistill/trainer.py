@@ -128,10 +128,10 @@ def _report_dropped_steps(trainer: DistillationTrainer) -> None:
 
 
 class DistillationTrainer(DetectionTrainer):
-    """Train a YOLO detection student with feature distillation from a frozen teacher checkpoint.
+    """Train a YOLO detection student with distillation from a frozen teacher checkpoint.
 
-    Takes every Ultralytics train argument plus `teacher`, `recipe`, `teacher_imgsz` and the recipe keys
-    (`cwd`, `cwd_tau`, `mimic`, `levels`, `adapter`, `teacher_layers`, `student_layers`).
+    Takes every Ultralytics train argument plus `teacher`, `recipe`, `teacher_imgsz` and the keys of
+    `yolodistill.recipes.Recipe` (`yolodistill help` lists them).
 
     Example:
         >>> trainer = DistillationTrainer(overrides=dict(teacher="yolov8l.pt", model="yolov8n.yaml", data="my.yaml"))
@@ -159,6 +159,7 @@ class DistillationTrainer(DetectionTrainer):
                 self.plan.teacher_channels,
                 self.plan.student_channels,
                 self.plan.student_head_channels,
+                self.plan.teacher_classes,
             ).to(self.device)
         self.add_callback("on_train_epoch_start", _apply_schedule)
         self.add_callback("on_train_epoch_end", _report_dropped_steps)
@@ -192,6 +193,11 @@ class DistillationTrainer(DetectionTrainer):
             f"losses={r.weights()} taps teacher{self.plan.teacher_layers}→student{self.plan.student_layers} "
             f"adapter={r.adapter} imgsz={self.args.imgsz} teacher_imgsz={self.plan.teacher_imgsz}"
         )
+        if self.plan.teacher_classes is not None:
+            LOGGER.info(
+                f"{colorstr('distill:')} the teacher's {len(self.plan.teacher.names)} classes include the data's "
+                f"{len(self.plan.teacher_classes)}: distilling its channels {self.plan.teacher_classes} (by name)"
+            )
 
     def run_callbacks(self, event: str) -> None:
         """While the run starts, `trainer.args` also carries the distillation settings (`yolodistill_*` keys):
@@ -324,6 +330,7 @@ class DistillationTrainer(DetectionTrainer):
         }
         if adapters:
             state["adapters"] = {k: v.detach().cpu() for k, v in self.distiller.adapters.state_dict().items()}
+            state["balance"] = self.distiller.balance.state()
         return state
 
     def save_model(self) -> bool:
@@ -369,5 +376,7 @@ class DistillationTrainer(DetectionTrainer):
         super()._load_checkpoint_state(ckpt)
         if ckpt.get(CKPT_KEY):
             self.distiller.adapters.load_state_dict(ckpt[CKPT_KEY]["adapters"])
+            if "balance" in ckpt[CKPT_KEY]:  # absent in checkpoints of yolodistill before balance
+                self.distiller.balance.restore(ckpt[CKPT_KEY]["balance"])
         if attached:
             self.distiller.attach(unwrap_model(self.model))
