@@ -22,6 +22,9 @@ sys.path.insert(0, str(ROOT))  # this checkout's yolodistill, installed or not
 RESULTS = Path(os.environ.get("BENCH_RESULTS", ROOT / "benchmarks" / "results"))  # tests write elsewhere
 CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/bench_cache"))
 RUNS = Path(os.environ.get("BENCH_RUNS", "/tmp/bench_runs"))
+# Finished runs' results, by the hash of their settings: in the repository by default, so that a benchmark longer than
+# one session continues in the next one (the run folders and checkpoints under RUNS are not needed for that).
+KEPT = Path(os.environ.get("BENCH_KEPT", ROOT / "benchmarks" / "kept"))
 
 
 def machine() -> dict[str, Any]:
@@ -118,9 +121,10 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     (plain Ultralytics), "yolodistill" (recipe etc. in args) or "ultralytics" (its built-in distill_model, `dis` in
     args). Returns mAP50, mAP50-95 (of best.pt, Ultralytics' final validation), wall time and best.pt.
 
-    The result is also kept, under RUNS/kept/ by the hash of every setting but the run's name: called again with the
-    same settings (by this benchmark or another, e.g. lowres.py's full-resolution student is efficacy.py's student), the
-    finished run is read back instead of trained again, so an interrupted benchmark continues where it stopped."""
+    The result, with the mAP50-95 of each validated epoch (`curve`), is also kept, under KEPT by the hash of every
+    setting but the run's name: called again with the same settings (by this benchmark or another, e.g. lowres.py's
+    full-resolution student is efficacy.py's student), the finished run is read back instead of trained again, so an
+    interrupted benchmark continues where it stopped."""
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     from yolodistill import DistillationTrainer
@@ -133,7 +137,7 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     }[method]
     args = {"project": str(RUNS), "exist_ok": True, "plots": False, "workers": 0, **args}
     settings = run_settings({"method": method, "model": model, "data": data, "threads": threads, **extra, **args})
-    kept = RUNS / "kept" / f"{hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:16]}.json"
+    kept = KEPT / f"{hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:16]}.json"
     if kept.is_file():
         print(f"{args['name']}: finished before with these settings, kept ({kept})")
         return json.loads(kept.read_text())["result"]
@@ -141,12 +145,20 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     trainer = train_with_threads(cls, threads, model=model, data=data, **extra, **args)
     box = trainer.validator.metrics.box
     result = {"map50": float(box.map50), "map50_95": float(box.map), "time_s": time.time() - t0,
-              "best": str(trainer.best)}  # fmt: skip
+              "best": str(trainer.best), "curve": curve(trainer.csv)}  # fmt: skip
     kept.parent.mkdir(parents=True, exist_ok=True)
     tmp = kept.with_suffix(".tmp")
     tmp.write_text(json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
     os.replace(tmp, kept)  # never a half-written record
     return result
+
+
+def curve(results_csv: Path) -> list[float]:
+    """mAP50-95 of each validated epoch, from the results.csv Ultralytics writes."""
+    import csv
+
+    with open(results_csv) as f:
+        return [float(r["metrics/mAP50-95(B)"]) for r in csv.DictReader(f, skipinitialspace=True)]
 
 
 def recipe_spec(spec: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import common  # noqa: E402
+import report  # noqa: E402
 
 
 def test_gap_recovery_and_rows():
@@ -63,7 +64,8 @@ def test_runs_are_kept_by_the_recipe_they_resolve_to():
 
 def run_script(name: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
     env = {**os.environ, "BENCH_RESULTS": str(tmp_path / "results"), "BENCH_RUNS": str(tmp_path / "runs")}
-    env["BENCH_CACHE"] = str(tmp_path / "cache")
+    env.update(BENCH_CACHE=str(tmp_path / "cache"), BENCH_KEPT=str(tmp_path / "kept"))
+    env["YOLODISTILL_HOME"] = str(tmp_path / "home")  # models the scripts train (the pretrained student) land here
     done = subprocess.run(
         [sys.executable, str(BENCH / name), *args], env=env, check=True, capture_output=True, text=True
     )
@@ -155,3 +157,52 @@ def test_overhead_script(tmp_path, data_yaml):
     for r in rows.values():
         assert r["step_s"] > 0 and r["ratio_to_floor"] == pytest.approx(r["step_s"] / rows["floor"]["step_s"])
     assert result["profile_default_recipe"], "the profiler table of the default recipe is empty"
+
+
+def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, teacher_pt):
+    toy = ["--set", f"data={data_yaml}", f"teacher={teacher_pt}", f"pretrained.pretrained_on={data_yaml}",
+           f"imgsz={IMGSZ}", "epochs=1", "batch=8", "pretrained_epochs=1", "--seeds", "0", "--recipes",
+           "head_kd:balance=0.5", "--out", "suite_toy"]  # fmt: skip
+    first, _ = run_script("suite.py", tmp_path, "--regimes", "scratch", *toy)
+    scratch = first["regimes"]["scratch"]
+    assert [(r["method"], r["default"]) for r in scratch["rows"]] == [
+        ("student", False),
+        ("yolodistill:head_kd", True),
+        ("yolodistill:head_kd:balance=0.5", False),
+        ("ultralytics:distill_model", True),
+    ]
+    student = scratch["rows"][0]
+    for r in scratch["rows"][1:]:
+        gr = common.gap_recovery(r["map50_95_mean"], student["map50_95_mean"], scratch["teacher"]["map50_95"])
+        assert r["gap_recovery"] == gr and len(r["paired_gain"]) == 1
+    assert scratch["student_plateau"] == 0.0  # one epoch: its last is its 75 % point (from the kept curves)
+    assert scratch["settings"]["student"] == "yolov8n.yaml"  # `--set pretrained.…` changed that regime only
+    # the second call reads scratch's 4 runs back and adds the pretrained regime beside it
+    second, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", "pretrained", *toy)
+    assert stdout.count("finished before with these settings, kept") == 4
+    assert list(second["regimes"]) == ["scratch", "pretrained"]
+    assert second["regimes"]["scratch"]["rows"] == scratch["rows"]
+    pretrained = second["regimes"]["pretrained"]
+    assert pretrained["settings"]["student"].endswith(".pt")  # trained first with plain Ultralytics, then fine-tuned
+    distill = tmp_path / "runs" / "suite_toy-pretrained-yolodistill_head_kd-s0" / "distill.yaml"
+    assert yaml.safe_load(distill.read_text())["recipe"]["cls_kd"] == load_recipe("head_kd").cls_kd
+
+    readme = "intro\n<!-- suite:start -->\nold\n<!-- suite:end -->\nrest\n"
+    report.GENERATORS["suite"] = lambda: report.suite_tables(second)
+    text = report.render(readme)
+    assert text.startswith("intro\n<!-- suite:start -->\n| regime |") and text.endswith("<!-- suite:end -->\nrest\n")
+    assert "| `yolodistill:head_kd:balance=0.5` | " in text and "| `yolodistill:head_kd` *default* | " in text
+    assert "old" not in text
+    assert report.render(text) == text  # generated once, stable
+
+
+def test_goal_names_what_is_missed():
+    rows = [{"method": "student", "default": False, "gap_recovery": None},
+            {"method": "yolodistill:head_kd", "default": True, "gap_recovery": 0.30, "paired_gain_mean": 0.02,
+             "paired_gain_se": 0.005},
+            {"method": "ultralytics:distill_model", "default": True, "gap_recovery": 0.2}]  # fmt: skip
+    assert report.goal({"rows": rows}) == "missed: GR 30 % < 40 %; not 2× the built-in's 20 %"
+    rows[1].update(gap_recovery=0.5, paired_gain_se=0.02)
+    assert report.goal({"rows": rows}) == "missed: paired gain not > 2 se"
+    rows[1].update(paired_gain_se=0.001)
+    assert report.goal({"rows": rows}) == "met"

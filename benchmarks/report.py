@@ -1,0 +1,120 @@
+"""README tables generated from benchmarks/results/*.json, so that no figure is copied by hand.
+
+    python benchmarks/report.py          # rewrites the README parts between <!-- NAME:start --> and <!-- NAME:end -->
+    python benchmarks/report.py --check  # exit 1 when README differs from what the JSON gives (CI-friendly)
+
+Generated parts: `suite` (from suite.json): per regime its settings and baselines, then method by regime — gap
+recovery and paired gain ± se — each method's worst regime (the default is the method whose worst regime is best),
+and the goal in each regime for the default (GR ≥ 40 %, ≥ 2× Ultralytics' built-in, paired gain > 2 se).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+GOAL_GR, GOAL_RATIO, GOAL_SE = 0.40, 2.0, 2.0
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.0f} %"
+
+
+def _gain(r: dict[str, Any]) -> str:
+    if r.get("paired_gain_mean") is None:
+        return "–"
+    se = r["paired_gain_se"]
+    return f"{r['paired_gain_mean']:+.3f}" + ("" if se is None else f" ± {se:.3f}")
+
+
+def _name(r: dict[str, Any]) -> str:
+    name = r["method"] + (f" dis={r['dis']:g}" if "dis" in r else "")
+    return f"`{name}`"
+
+
+def goal(regime: dict[str, Any]) -> str:
+    """Whether the default row meets the three goals in this regime, naming the ones it misses."""
+    rows = regime["rows"]
+    default = next((r for r in rows if r["default"] and r["method"].startswith("yolodistill")), None)
+    if default is None:
+        return "no default row"
+    ours = default["gap_recovery"]
+    missed = []
+    if ours is None or ours < GOAL_GR:
+        missed.append(f"GR {_pct(ours)} < 40 %")
+    builtin = next((r for r in rows if r["method"].startswith("ultralytics")), None)
+    builtin_gr = None if builtin is None else builtin["gap_recovery"]
+    if builtin_gr is not None and ours is not None and ours < GOAL_RATIO * max(builtin_gr, 0.0):
+        missed.append(f"not 2× the built-in's {_pct(builtin_gr)}")
+    se = default.get("paired_gain_se")
+    if se is None or default["paired_gain_mean"] <= GOAL_SE * se:
+        missed.append("paired gain not > 2 se")
+    return "met" if not missed else "missed: " + "; ".join(missed)
+
+
+def suite_tables(result: dict[str, Any]) -> str:
+    regimes = result["regimes"]
+    lines = [
+        "| regime | setting | teacher mAP50-95 | student alone | GR reference | student plateau | default: goal |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, reg in regimes.items():
+        student = reg["rows"][0]
+        plateau = reg.get("student_plateau")
+        lines.append(
+            f"| `{name}` | {reg['settings']['about']} | {reg['teacher']['map50_95']:.3f} | "
+            f"{student['map50_95_mean']:.3f} ± {student['map50_95_std']:.3f} | {reg['reference_map50_95']:.3f} | "
+            f"{'–' if plateau is None else f'{plateau:+.3f}'} | {goal(reg)} |"
+        )
+    methods: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, reg in regimes.items():
+        for r in reg["rows"]:
+            if "paired_gain" in r:  # the distilled rows, not the baselines they are read against
+                methods.setdefault(_name(r), {})[name] = r
+    lines += ["", "| method | " + " | ".join(f"`{n}`" for n in regimes) + " | worst regime |",
+              "|---|" + "---|" * (len(regimes) + 1)]  # fmt: skip
+    for method, by_regime in methods.items():
+        cells = [f"{_pct(by_regime[n]['gap_recovery'])} ({_gain(by_regime[n])})" if n in by_regime else "not run"
+                 for n in regimes]  # fmt: skip
+        measured = {n: r["gap_recovery"] for n, r in by_regime.items() if r["gap_recovery"] is not None}
+        worst = min(measured, key=measured.get, default=None)
+        note = "–" if worst is None else f"`{worst}` {_pct(measured[worst])}"
+        note += "" if len(by_regime) == len(regimes) else " (of those run)"
+        default = any(r["default"] and r["method"].startswith("yolodistill") for r in by_regime.values())
+        lines.append(f"| {method}{' *default*' if default else ''} | " + " | ".join(cells) + f" | {note} |")
+    return "\n".join(lines)
+
+
+GENERATORS = {"suite": lambda: suite_tables(json.loads((RESULTS / "suite.json").read_text()))}
+
+
+def render(readme: str) -> str:
+    """`readme` with every generated part replaced by what its JSON gives now."""
+    for name, make in GENERATORS.items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.S)
+        if pattern.search(readme):
+            text = make()
+            readme = pattern.sub(lambda m, text=text: m.group(1) + text + m.group(2), readme)
+    return readme
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true")
+    args = p.parse_args()
+    before = README.read_text()
+    after = render(before)
+    if args.check:
+        sys.exit(0 if after == before else 1)
+    README.write_text(after)
+
+
+if __name__ == "__main__":
+    main()

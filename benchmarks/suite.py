@@ -1,0 +1,199 @@
+"""The suite of regimes: the default and the candidates against the student alone and Ultralytics' built-in, in each.
+
+One regime proves little: a student from scratch stopped while it still climbs mostly shows how much faster
+distillation makes it climb. The default recipe is the one whose worst regime is best. The regimes (`REGIMES` below;
+every one on the built-in generated data, offline, YOLOv8n students, one torch thread per run, two side by side):
+
+- `scratch`: efficacy.py's regime (`shapes`, YOLOv8s teacher 50 epochs, students from scratch 31 epochs at 128 px).
+- `pretrained`: the everyday case, as users fine-tune `yolov8n.pt` on their classes: a YOLOv8n pretrained with plain
+  Ultralytics on the `synthetic` preset (other classes), fine-tuned on `shapes` with `student=pretrained.pt`.
+- `lowres`: that pretrained student fine-tuned at ½ resolution (64 px) from the 128 px teacher; GR against the same
+  student fine-tuned at 128 px.
+- `cross_family`: a YOLO11s teacher (50 epochs) of the from-scratch YOLOv8n student.
+- `long`: student and teacher trained far longer, on the harder `synthetic` preset, until the student alone plateaus
+  (`student_plateau`, its mean mAP50-95 at the last epoch minus at 75 % of the epochs, ≤ 0.01 is the aim).
+
+Each regime's rows: the student alone (for `lowres` also the full-resolution student, the GR reference), the default
+recipe, Ultralytics' `distill_model` at its default dis=6 (where it runs: same family, same resolution) and the
+candidates of `CANDIDATES`, over 3 seeds; each distilled row with its paired gain over the student of its seed and its
+gap recovery GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP50-95.
+
+    python benchmarks/suite.py --quick                       # scratch and pretrained, 1 seed, 3 epochs, default only
+    python benchmarks/suite.py                               # every regime; finished runs are kept and read back
+    python benchmarks/suite.py --regimes pretrained scratch  # some of them (suite.json keeps the others' results)
+
+Every finished run is kept in benchmarks/kept/ (committed: a suite longer than one session continues in the next);
+teachers and the pretrained student are trained once and cached by their settings. `--set key=value` changes a field
+of every selected regime (`--set epochs=1 imgsz=64 data=my.yaml teacher=t.pt`: what the tests do), `--set
+pretrained.epochs=20` of one. Writes
+benchmarks/results/suite.json (suite_quick.json with --quick); `python benchmarks/report.py` puts its table in README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import common
+from common import gap_recovery, paired, recipe_spec, row, table, train_all, write_json
+
+
+@dataclass(frozen=True)
+class Regime:
+    """One setting in which every method of the suite is measured."""
+
+    about: str
+    data: str = "shapes"
+    teacher: str = "yolov8s.yaml"  # a yaml (trained here with plain Ultralytics, cached) or a trained .pt
+    teacher_epochs: int = 50
+    student: str = "yolov8n.yaml"
+    pretrained_on: str | None = None  # a datasets.yaml name: the student is first trained on it with plain Ultralytics
+    pretrained_epochs: int = 30
+    epochs: int = 31
+    imgsz: int = 128  # the student's
+    teacher_imgsz: int | None = None  # > imgsz: a lower-resolution student (GR against the student at this size)
+    batch: int = 16
+    fraction: float = 1.0
+    ultralytics: bool = True  # Ultralytics' distill_model runs here (same family and resolution)
+
+
+REGIMES = {
+    "scratch": Regime("students from scratch, 31 epochs, still climbing (efficacy.py's regime)"),
+    "pretrained": Regime("YOLOv8n pretrained on `synthetic` (other classes), fine-tuned 10 epochs",
+                         pretrained_on="synthetic", epochs=10),
+    "lowres": Regime("the pretrained student fine-tuned 10 epochs at 64 px from the 128 px teacher",
+                     pretrained_on="synthetic", epochs=10, imgsz=64, teacher_imgsz=128, ultralytics=False),
+    "cross_family": Regime("YOLO11s teacher, YOLOv8n student from scratch, 31 epochs", teacher="yolo11s.yaml",
+                           ultralytics=False),
+    "long": Regime("`synthetic` preset, YOLOv8s teacher 150 epochs, students 80 epochs", data="synthetic",
+                   teacher_epochs=150, epochs=80),
+}  # fmt: skip
+# Measured beside the default in every regime (low-resolution regimes take the low-resolution variants).
+CANDIDATES = {
+    "normal": ["head_kd:balance=0.5", "head_kd:cls_kd_beta=1", "head_kd:cls_kd=0.5,ld=0.25"],
+    "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1"],
+}
+QUICK = dict(epochs=3)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--regimes", nargs="+", choices=list(REGIMES), default=None)
+    p.add_argument("--recipes", nargs="+", default=None, help="candidates instead of CANDIDATES (name:key=value,...)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="change a Regime field in every regime")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=2, help="trainings side by side, one torch thread each")
+    p.add_argument("--out", default=None, help="name of the JSON in benchmarks/results/ (suite[_quick])")
+    return p.parse_args()
+
+
+def with_changes(name: str, regime: Regime, changes: list[str]) -> Regime:
+    """`regime` with the `--set key=value` fields (`--set NAME.key=value`: regime NAME's only), values read as YAML."""
+    import yaml
+
+    values = {}
+    for kv in changes:
+        key, _, value = kv.partition("=")
+        only, _, key = key.rpartition(".")
+        if key not in {f.name for f in dataclasses.fields(Regime)} or (only and only not in REGIMES):
+            raise SystemExit(f"--set {kv}: no regime field '{key}'" + (f" or regime '{only}'" if only else ""))
+        if only in ("", name):
+            values[key] = yaml.safe_load(value)
+    return dataclasses.replace(regime, **values)
+
+
+def trained(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device: str) -> Path:
+    """`cfg` itself when it is a .pt, else a model trained on `data` with plain Ultralytics, cached by its settings."""
+    from yolodistill.demo import teacher_checkpoint
+
+    if cfg.endswith(".pt"):
+        return Path(cfg)
+    return teacher_checkpoint(cfg, data, epochs, imgsz=imgsz, batch=batch, device=device, seed=0, workers=0)
+
+
+def plateau(runs: list[dict[str, Any]]) -> float | None:
+    """Mean over seeds of mAP50-95 at the last epoch minus at 75 % of the epochs (None without per-epoch figures)."""
+    curves = [r.get("curve") for r in runs]
+    if not all(curves):
+        return None
+    return sum(c[-1] - c[math.ceil(0.75 * len(c)) - 1] for c in curves) / len(curves)
+
+
+def measure(name: str, regime: Regime, args: argparse.Namespace, out: str) -> dict[str, Any]:
+    """Train (or read back) every run of one regime; its entry of suite.json."""
+    from yolodistill.data import resolve_data
+    from yolodistill.recipes import DEFAULT_RECIPE, LOWRES_RECIPE
+
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    data = resolve_data(regime.data)
+    full = regime.teacher_imgsz or regime.imgsz
+    t_pt = trained(regime.teacher, data, regime.teacher_epochs, full, regime.batch, args.device)
+    shared = dict(imgsz=full, batch=regime.batch, device=args.device, workers=0)
+    teacher = {"model": regime.teacher, "epochs": regime.teacher_epochs, "imgsz": full, "checkpoint": str(t_pt),
+               **common.validate(t_pt, data, shared)}  # fmt: skip
+    student = regime.student
+    if regime.pretrained_on:
+        source = resolve_data(regime.pretrained_on)
+        student = str(trained(student, source, regime.pretrained_epochs, full, regime.batch, args.device))
+    lowres = regime.teacher_imgsz is not None
+    default = LOWRES_RECIPE if lowres else DEFAULT_RECIPE
+    candidates = args.recipes if args.recipes is not None else CANDIDATES["lowres" if lowres else "normal"]
+    recipes = [default] if args.quick else [default, *candidates]
+    low = {"imgsz": regime.imgsz, **({"teacher_imgsz": full} if lowres else {})}
+
+    # (row name, method, its train args, whether it is the default)
+    methods = [("student", "student", {"imgsz": regime.imgsz}, False)]
+    if lowres:
+        methods.append((f"student@{full}", "student", {"imgsz": full}, False))
+    methods += [(f"yolodistill:{r}", "yolodistill", {**low, **recipe_spec(r)}, r == default) for r in recipes]
+    if regime.ultralytics and not args.quick:
+        methods.append(("ultralytics:distill_model", "ultralytics", {"imgsz": regime.imgsz, "dis": 6.0}, True))
+    run = dict(epochs=regime.epochs, batch=regime.batch, device=args.device, fraction=regime.fraction)
+    labels = [f"{out}-{name}-" + re.sub(r"[^\w.@-]+", "_", m[0]) for m in methods]
+    baselines = 2 if lowres else 1
+    # the students first (every row pairs with them), then seed-major: a run cut short leaves whole pairs behind
+    order = [(s, m) for s in seeds for m in range(baselines)]
+    order += [(s, m) for s in seeds for m in range(baselines, len(methods))]
+    jobs = [dict(method=methods[m][1], model=student, data=data, teacher=t_pt, name=f"{labels[m]}-s{s}", seed=s,
+                 **run, **methods[m][2]) for s, m in order]  # fmt: skip
+    results = dict(zip((j["name"] for j in jobs), train_all(jobs, args.workers)))
+    rows = []
+    for label, (method, _, extra, is_default) in zip(labels, methods):
+        runs = [{"seed": s, **results[f"{label}-s{s}"]} for s in seeds]
+        rows.append(row(method, is_default, runs, **({"dis": extra["dis"]} if "dis" in extra else {})))
+        rows[-1]["plateau"] = plateau(runs)
+    reference = rows[1]["map50_95_mean"] if lowres else teacher["map50_95"]
+    for r in rows[baselines:]:
+        r["gap_recovery"] = gap_recovery(r["map50_95_mean"], rows[0]["map50_95_mean"], reference)
+        r.update(paired(r["per_seed"], rows[0]["per_seed"]))
+    settings = {**dataclasses.asdict(regime), "student": student, "seeds": seeds}
+    print(f"{name}: teacher {teacher['map50_95']:.4f}, reference {reference:.4f}\n{table(rows)}")
+    return {"settings": settings, "teacher": teacher, "reference_map50_95": reference,
+            "student_plateau": rows[0]["plateau"], "rows": rows}  # fmt: skip
+
+
+def main() -> None:
+    args = parse_args()
+    out = args.out or common.result_name("suite", args.quick)
+    names = args.regimes or (["scratch", "pretrained"] if args.quick else list(REGIMES))
+    path = common.RESULTS / f"{out}.json"
+    done = json.loads(path.read_text())["regimes"] if path.is_file() else {}
+    for name in names:
+        regime = with_changes(name, REGIMES[name], args.set)
+        if args.quick:
+            regime = dataclasses.replace(regime, **QUICK)
+        done[name] = measure(name, regime, args, out)
+        # after each regime: a suite cut short keeps what it finished (and its kept runs make the rest resume)
+        write_json(out, {"mode": "quick" if args.quick else "full", "regimes": done})
+
+
+if __name__ == "__main__":
+    main()
