@@ -179,9 +179,11 @@ class DistillationTrainer(DetectionTrainer):
                 ) from e
             raise DistillError(f"resume checkpoint '{resume}' not found: pass resume=path/to/last.pt") from e
         if self.resume:
-            state = torch_load(self.args.model, map_location="cpu").get(CKPT_KEY)
+            ckpt = torch_load(self.args.model, map_location="cpu")
+            state = ckpt.get(CKPT_KEY)
             if not state:
                 raise DistillError(f"'{self.args.model}' was not written by yolodistill: resume it with 'yolo train'")
+            self._check_unfinished(ckpt)
             self.distill_args = resume_args(state, self.distill_args, self.args.imgsz)
         self.args.data = resolve_data(self.args.data) if self.args.data else self.args.data
         self.plan = preflight(self.args, self.distill_args)
@@ -191,6 +193,20 @@ class DistillationTrainer(DetectionTrainer):
             f"{colorstr('distill:')} teacher={self.distill_args['teacher']} recipe={self.distill_args['recipe']} "
             f"losses={r.weights()} taps teacher{self.plan.teacher_layers}→student{self.plan.student_layers} "
             f"adapter={r.adapter} imgsz={self.args.imgsz} teacher_imgsz={self.plan.teacher_imgsz}"
+        )
+
+    def _check_unfinished(self, ckpt: dict[str, Any]) -> None:
+        """Ultralytics refuses to resume a run that trained all its epochs with an AssertionError in resume_training,
+        after the run directory is written to; the same test (its `0 < start_epoch < epochs`) runs here, up front.
+        Its resume keeps the checkpoint's `epochs`, so the way to train further is a new run from the weights."""
+        start_epoch = ckpt.get("epoch", -1) + 1  # the final strip sets epoch -1
+        if 0 < start_epoch < self.args.epochs:
+            return
+        best = Path(self.args.model).with_name("best.pt")
+        raise DistillError(
+            f"'{self.args.model}' is from a finished run (all epochs={self.args.epochs} trained; resume cannot add "
+            f"epochs), nothing to resume: to train further, start a new run from its weights, e.g. yolodistill train "
+            f"student={best} teacher={ckpt[CKPT_KEY]['teacher']} data={self.args.data} epochs=N"
         )
 
     def run_callbacks(self, event: str) -> None:
