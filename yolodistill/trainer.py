@@ -7,6 +7,7 @@ Ultralytics runs the loop (data, loss, optimizer, EMA, validation, checkpoints, 
   - hook the student and wrap its criterion once the EMA copy exists            (_setup_train)
   - keep adapters, recipe and teacher path in an extra checkpoint key          (save_model, _load_checkpoint_state)
   - write every checkpoint file atomically                                     (save_model, final_eval)
+  - on resume, keep results.csv to the epochs the checkpoint holds             (resume_training)
 """
 
 from __future__ import annotations
@@ -109,6 +110,18 @@ def _strip_atomic(f: str | Path, s: str = "", updates: dict | None = None) -> di
     if ckpt:  # {} when `f` is not a checkpoint: strip_optimizer wrote nothing
         _replace(_temporary(target), target)
     return ckpt
+
+
+def _drop_rows_after(path: Path, epoch: int) -> list[int]:
+    """Rewrite Ultralytics' results.csv, atomically, without the rows of the epochs after `epoch` (its first column,
+    `epoch`, counts from 1); return the epochs dropped."""
+    header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    numbers = [int(float(row.split(",", 1)[0])) for row in rows]
+    dropped = [n for n in numbers if n > epoch]
+    if dropped:
+        kept = [row for row, n in zip(rows, numbers) if n <= epoch]
+        write_atomic(path, "".join([header, *kept]).encode("utf-8"))
+    return dropped
 
 
 def _apply_schedule(trainer: DistillationTrainer) -> None:
@@ -376,6 +389,20 @@ class DistillationTrainer(DetectionTrainer):
         is swapped, for this call only, for one that writes beside the file and moves it into place."""
         with patch.object(engine, "strip_optimizer", _strip_atomic):
             return super().final_eval()
+
+    def resume_training(self, ckpt: dict | None) -> None:
+        """Ultralytics appends an epoch's row to results.csv before it writes that epoch's checkpoint, and the resumed
+        run appends from the checkpoint's epoch on: a run killed between the two would list that epoch twice. Rows of
+        epochs after the checkpoint's are dropped here, so results.csv, and the results.png drawn from it, have one
+        row per epoch."""
+        super().resume_training(ckpt)
+        if self.resume and RANK in {-1, 0} and self.csv.is_file():
+            dropped = _drop_rows_after(self.csv, self.start_epoch)  # start_epoch: how many epochs the checkpoint holds
+            if dropped:
+                LOGGER.info(
+                    f"{colorstr('distill:')} {self.csv.name}: dropped the row(s) of epoch {dropped}, which "
+                    f"{Path(self.args.model).name} does not hold: they are trained again"
+                )
 
     def _load_checkpoint_state(self, ckpt: dict) -> None:
         """Restore the adapters with the optimizer (resume and NaN recovery). Ultralytics rebuilds the EMA from the
