@@ -1,6 +1,6 @@
 """What a careful user runs into (issue 14): exact and rectangular low-resolution batches, cfg files and release names,
 two distillations at once, resume that keeps its run, taps released after a failed step, args.yaml as it ran; and
-(issue 24) resuming a finished run."""
+(issue 24) resuming a finished run, a device the machine lacks."""
 
 from __future__ import annotations
 
@@ -128,6 +128,32 @@ def test_resume_of_a_finished_run_is_one_line(distilled_run, data_yaml, teacher_
     assert args_yaml.stat().st_mtime_ns == written  # nothing of the run was rewritten
     with pytest.raises(DistillError, match="nothing to resume"):
         distill(teacher_pt, "yolov8n.yaml", data_yaml, resume=str(last))
+
+
+@pytest.mark.parametrize(
+    ("gpus", "device", "message"),
+    [
+        (0, "0", "device=0 was asked for, but this machine has no CUDA device: use device=cpu"),
+        (0, "0,1", "device=0,1 was asked for, but this machine has no CUDA device: use device=cpu"),
+        (1, "0,1", "device=0,1 was asked for, but this machine has 1 CUDA device(s), device=0: use those ids or"),
+    ],
+)
+def test_a_device_that_is_not_there_is_one_line(
+    gpus, device, message, data_yaml, teacher_pt, tmp_path, monkeypatch, capsys
+):
+    """What torch sees is faked, so the test means the same on any machine (select_device asks these two)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setenv("YOLODISTILL_HOME", str(tmp_path / "home"))
+    runs = tmp_path / "runs"
+    base = [f"teacher={teacher_pt}", "student=yolov8n.yaml", f"data={data_yaml}", f"project={runs}"]
+    for argv in (["train", *base, f"device={device}"], ["demo", f"project={runs}", f"device={device}"]):
+        assert entrypoint(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+    with pytest.raises(DistillError, match="was asked for, but this machine has"):
+        distill(teacher_pt, "yolov8n.yaml", data_yaml, device=device, project=str(runs))
+    assert not runs.exists() and not (tmp_path / "home").exists()  # no run, no demo dataset
 
 
 def test_resume_args_keep_the_resolution_mode():

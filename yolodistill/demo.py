@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from ultralytics.models.yolo.detect import DetectionTrainer
 
+from .checks import check_device
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE
 from .synthetic import GENERATOR_VERSION
@@ -67,6 +68,7 @@ def run_demo(recipe: str = DEFAULT_RECIPE, project: str = "runs/demo", **overrid
     from ultralytics import YOLO
 
     cfg = {**DEMO, **overrides}
+    check_device(cfg["device"])  # the plain Ultralytics trainings come first: one line, before any data is made
     teacher_cfg, student_cfg, teacher_epochs = cfg.pop("teacher"), cfg.pop("student"), cfg.pop("teacher_epochs")
     data = resolve_data(cfg.pop("data"))
     common = {**cfg, "project": str(Path(project).resolve()), "exist_ok": True, "plots": False}

@@ -33,7 +33,7 @@ from ultralytics.utils.patches import override_configs, torch_load
 from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
 
 from .alignment import student_size
-from .checks import DISTILL_ARGS, check_args, merge_cfg, preflight, resume_args
+from .checks import DISTILL_ARGS, check_args, check_device, merge_cfg, preflight, resume_args
 from .data import resolve_data
 from .distiller import Distiller
 from .utils import DistillError
@@ -191,6 +191,7 @@ class DistillationTrainer(DetectionTrainer):
                     "or start the run over"
                 ) from e
             raise DistillError(f"resume checkpoint '{resume}' not found: pass resume=path/to/last.pt") from e
+        check_device(self.args.device)  # after the resume overrides, which may change the device
         if self.resume:
             ckpt = torch_load(self.args.model, map_location="cpu")
             state = ckpt.get(CKPT_KEY)
