@@ -78,3 +78,15 @@ def distilled_run(workdir, data_yaml, teacher_pt) -> Path:
     argv += [f"{k}={v}" for k, v in args.items()]
     assert entrypoint(argv) == 0
     return workdir / "runs" / "cli"
+
+
+@pytest.fixture(scope="session")
+def midway_last(distilled_run, workdir) -> Path:
+    """The `last.pt` of `distilled_run` as a 2-epoch run leaves it after its first epoch: something to resume (the
+    finished run's own `last.pt` has nothing left to resume). Resuming it continues in `distilled_run`."""
+    ckpt = torch.load(distilled_run / "weights" / "last.pt", map_location="cpu", weights_only=False)
+    ckpt["epoch"], ckpt["train_args"]["epochs"] = 0, 2
+    path = workdir / "midway" / "last.pt"
+    path.parent.mkdir(exist_ok=True)
+    torch.save(ckpt, path)
+    return path

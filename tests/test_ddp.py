@@ -48,9 +48,9 @@ def test_ddp_worker_rebuilds_the_same_distillation(workdir, data_yaml, teacher_p
     assert not any(k in vars(trainer.args) for k in ("teacher", "recipe", "cls_kd"))  # gone again after the file
 
 
-def test_resumed_ddp_worker_takes_the_distillation_from_the_checkpoint(distilled_run, teacher_pt):
+def test_resumed_ddp_worker_takes_the_distillation_from_the_checkpoint(midway_last, teacher_pt):
     """`resume=last.pt` alone: the worker gets teacher, recipe and its values from the checkpoint, as one GPU does."""
-    trainer = DistillationTrainer(overrides={"resume": str(distilled_run / "weights" / "last.pt")})
+    trainer = DistillationTrainer(overrides={"resume": str(midway_last)})
     rebuilt = _rebuilt_in_worker(trainer)
     assert rebuilt.args.resume and rebuilt.plan.recipe == trainer.plan.recipe
     assert rebuilt.plan.recipe_name == trainer.plan.recipe_name == "head_kd"

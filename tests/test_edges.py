@@ -1,5 +1,6 @@
 """What a careful user runs into (issue 14): exact and rectangular low-resolution batches, cfg files and release names,
-two distillations at once, resume that keeps its run, taps released after a failed step, args.yaml as it ran."""
+two distillations at once, resume that keeps its run, taps released after a failed step, args.yaml as it ran; and
+(issue 24) resuming a finished run, a device the machine lacks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from conftest import IMGSZ, make_teacher, train_args
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG
 
-from yolodistill import DistillationTrainer, DistillError
+from yolodistill import DistillationTrainer, DistillError, distill
 from yolodistill.alignment import student_size
 from yolodistill.checks import merge_cfg, resume_args
 from yolodistill.cli import entrypoint
@@ -106,12 +107,53 @@ def test_more_bad_input_in_one_line(argv, message, data_yaml, teacher_pt, tmp_pa
         (["teacher={other}"], "is not the file this run was started with"),
     ],
 )
-def test_resume_refuses_a_changed_run(distilled_run, tmp_path, capsys, extra, message):
+def test_resume_refuses_a_changed_run(midway_last, tmp_path, capsys, extra, message):
     other = make_teacher(tmp_path / "other.pt", seed=1)
-    argv = ["train", f"resume={distilled_run / 'weights' / 'last.pt'}", *(a.format(other=other) for a in extra)]
+    argv = ["train", f"resume={midway_last}", *(a.format(other=other) for a in extra)]
     assert entrypoint(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_resume_of_a_finished_run_is_one_line(distilled_run, data_yaml, teacher_pt, capsys):
+    """Ultralytics' resume_training asserts with a traceback on a run that trained all its epochs, after the run's
+    files are rewritten; here it is one line, up front, with the way to train further."""
+    last, args_yaml = distilled_run / "weights" / "last.pt", distilled_run / "args.yaml"
+    written = args_yaml.stat().st_mtime_ns
+    assert entrypoint(["train", f"resume={last}", "epochs=5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is from a finished run (all epochs=1 trained; resume cannot add epochs), nothing to resume" in err
+    assert "\n" not in err
+    assert f"start a new run from its weights, e.g. yolodistill train student={last.with_name('best.pt')}" in err
+    assert args_yaml.stat().st_mtime_ns == written  # nothing of the run was rewritten
+    with pytest.raises(DistillError, match="nothing to resume"):
+        distill(teacher_pt, "yolov8n.yaml", data_yaml, resume=str(last))
+
+
+@pytest.mark.parametrize(
+    ("gpus", "device", "message"),
+    [
+        (0, "0", "device=0 was asked for, but this machine has no CUDA device: use device=cpu"),
+        (0, "0,1", "device=0,1 was asked for, but this machine has no CUDA device: use device=cpu"),
+        (1, "0,1", "device=0,1 was asked for, but this machine has 1 CUDA device(s), device=0: use those ids or"),
+    ],
+)
+def test_a_device_that_is_not_there_is_one_line(
+    gpus, device, message, data_yaml, teacher_pt, tmp_path, monkeypatch, capsys
+):
+    """What torch sees is faked, so the test means the same on any machine (select_device asks these two)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setenv("YOLODISTILL_HOME", str(tmp_path / "home"))
+    runs = tmp_path / "runs"
+    base = [f"teacher={teacher_pt}", "student=yolov8n.yaml", f"data={data_yaml}", f"project={runs}"]
+    for argv in (["train", *base, f"device={device}"], ["demo", f"project={runs}", f"device={device}"]):
+        assert entrypoint(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+    with pytest.raises(DistillError, match="was asked for, but this machine has"):
+        distill(teacher_pt, "yolov8n.yaml", data_yaml, device=device, project=str(runs))
+    assert not runs.exists() and not (tmp_path / "home").exists()  # no run, no demo dataset
 
 
 def test_resume_args_keep_the_resolution_mode():

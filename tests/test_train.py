@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import pickletools
 import subprocess
 import sys
@@ -165,5 +166,7 @@ def test_demo_prints_the_three_rows_and_caches_the_teacher(workdir, data_yaml, m
     assert all(0.0 <= v["mAP50-95"] <= v["mAP50"] <= 1.0 for v in table.values())
     out = capsys.readouterr().out
     assert "mAP50-95" in out and "distilled (head_kd, 1 ep)" in out and "gap recovery" in out
+    threads = f"Trained on a CPU, torch on {os.cpu_count()} threads: these figures and the time taken vary by machine"
+    assert threads in out
     assert (workdir / "demo" / "demo.png").stat().st_size > 0
     assert len(list((workdir / "home" / "teachers").glob("yolov8s-*.pt"))) == 1

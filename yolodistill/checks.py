@@ -16,6 +16,7 @@ from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 from ultralytics.data.utils import check_det_dataset
 from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint, yaml_model_load
 from ultralytics.utils.checks import check_model_file_from_stem
+from ultralytics.utils.torch_utils import parse_device, select_device
 
 from .crosshead import CUT, branches, cut_channels
 from .data import resolve_data
@@ -73,6 +74,18 @@ def check_args(args: dict[str, Any], cfg: dict[str, Any] | None = None) -> None:
         check_cfg({k: v for k, v in args.items() if k in DEFAULT_CFG_DICT}, hard=True)
     except (TypeError, ValueError) as e:
         raise DistillError(str(e).strip().splitlines()[0]) from e
+
+
+def check_device(device: Any) -> None:
+    """Ultralytics' own device check (select_device, which the trainer calls next), run first so that a device this
+    machine lacks is one line naming what it has, instead of Ultralytics' multi-line ValueError and traceback."""
+    try:
+        select_device(device, verbose=False)
+    except ValueError as e:
+        n = torch.cuda.device_count()
+        has = f"{n} CUDA device(s), device={','.join(map(str, range(n)))}" if n else "no CUDA device"
+        fix = "use those ids or device=cpu" if n else "use device=cpu"
+        raise DistillError(f"device={parse_device(device)} was asked for, but this machine has {has}: {fix}") from e
 
 
 @dataclass

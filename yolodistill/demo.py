@@ -3,7 +3,8 @@
 Trains (or reuses a cached) teacher, then the student with and without distillation for the same epochs and seed
 (same start weights, same batches), prints mAP50 and mAP50-95 of all three with the distilled student's gap recovery,
 and writes demo.png: mAP50-95 per epoch of both students, the teacher's level as a line. Defaults are sized for a
-2-core CPU with no GPU, on the `shapes` preset of the benchmarks (see README for the measured time).
+2-core CPU with no GPU, on the `shapes` preset of the benchmarks. The figures differ between machines and thread
+counts (the floating-point results of CPU training depend on both), so it prints the thread count with them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 from ultralytics.models.yolo.detect import DetectionTrainer
 
+from .checks import check_device
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE
 from .synthetic import GENERATOR_VERSION
@@ -67,14 +69,17 @@ def run_demo(recipe: str = DEFAULT_RECIPE, project: str = "runs/demo", **overrid
     from ultralytics import YOLO
 
     cfg = {**DEMO, **overrides}
+    check_device(cfg["device"])  # the plain Ultralytics trainings come first: one line, before any data is made
     teacher_cfg, student_cfg, teacher_epochs = cfg.pop("teacher"), cfg.pop("student"), cfg.pop("teacher_epochs")
     data = resolve_data(cfg.pop("data"))
     common = {**cfg, "project": str(Path(project).resolve()), "exist_ok": True, "plots": False}
     teacher_args = {k: v for k, v in common.items() if k != "epochs"}
-    teacher = teacher_checkpoint(teacher_cfg, data, teacher_epochs, **teacher_args)
-    student = train_with_threads(DetectionTrainer, model=student_cfg, data=data, name="student", **common)
+    threads = os.cpu_count() or 1  # every core, for all three trainings
+    teacher = teacher_checkpoint(teacher_cfg, data, teacher_epochs, threads, **teacher_args)
+    student = train_with_threads(DetectionTrainer, threads, model=student_cfg, data=data, name="student", **common)
     distilled = train_with_threads(
         DistillationTrainer,
+        threads,
         teacher=str(teacher),
         model=student_cfg,
         data=data,
@@ -95,6 +100,8 @@ def run_demo(recipe: str = DEFAULT_RECIPE, project: str = "runs/demo", **overrid
         print(f"{k:34}{v['mAP50']:8.3f}{v['mAP50-95']:10.3f}")
     gap = f"{(d - s) / (t - s):.2f}" if t != s else "n/a (teacher and student level)"
     print(f"\ngap recovery (distilled − student) / (teacher − student) on mAP50-95: {gap}")
+    on = f"a CPU, torch on {threads} threads" if distilled.device.type == "cpu" else f"device={cfg['device']}"
+    print(f"Trained on {on}: these figures and the time taken vary by machine and thread count")
     plot = plot_curves(student.csv, distilled.csv, t, Path(common["project"]) / "demo.png", recipe)
     print(f"Runs in {common['project']}; distilled student: {distilled.best}; curves: {plot}")
     return table

@@ -7,6 +7,7 @@ Ultralytics runs the loop (data, loss, optimizer, EMA, validation, checkpoints, 
   - hook the student and wrap its criterion once the EMA copy exists            (_setup_train)
   - keep adapters, recipe and teacher path in an extra checkpoint key          (save_model, _load_checkpoint_state)
   - write every checkpoint file atomically                                     (save_model, final_eval)
+  - on resume, keep results.csv to the epochs the checkpoint holds             (resume_training)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ultralytics.utils.patches import override_configs, torch_load
 from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
 
 from .alignment import student_size
-from .checks import DISTILL_ARGS, check_args, merge_cfg, preflight, resume_args
+from .checks import DISTILL_ARGS, check_args, check_device, merge_cfg, preflight, resume_args
 from .data import resolve_data
 from .distiller import Distiller
 from .utils import DistillError
@@ -111,6 +112,18 @@ def _strip_atomic(f: str | Path, s: str = "", updates: dict | None = None) -> di
     return ckpt
 
 
+def _drop_rows_after(path: Path, epoch: int) -> list[int]:
+    """Rewrite Ultralytics' results.csv, atomically, without the rows of the epochs after `epoch` (its first column,
+    `epoch`, counts from 1); return the epochs dropped."""
+    header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    numbers = [int(float(row.split(",", 1)[0])) for row in rows]
+    dropped = [n for n in numbers if n > epoch]
+    if dropped:
+        kept = [row for row, n in zip(rows, numbers) if n <= epoch]
+        write_atomic(path, "".join([header, *kept]).encode("utf-8"))
+    return dropped
+
+
 def _apply_schedule(trainer: DistillationTrainer) -> None:
     """The recipe's weight schedule for the epoch about to start."""
     trainer.distiller.factor = trainer.plan.recipe.factor(trainer.epoch, trainer.epochs, trainer.args.close_mosaic)
@@ -179,10 +192,13 @@ class DistillationTrainer(DetectionTrainer):
                     "or start the run over"
                 ) from e
             raise DistillError(f"resume checkpoint '{resume}' not found: pass resume=path/to/last.pt") from e
+        check_device(self.args.device)  # after the resume overrides, which may change the device
         if self.resume:
-            state = torch_load(self.args.model, map_location="cpu").get(CKPT_KEY)
+            ckpt = torch_load(self.args.model, map_location="cpu")
+            state = ckpt.get(CKPT_KEY)
             if not state:
                 raise DistillError(f"'{self.args.model}' was not written by yolodistill: resume it with 'yolo train'")
+            self._check_unfinished(ckpt)
             self.distill_args = resume_args(state, self.distill_args, self.args.imgsz)
         self.args.data = resolve_data(self.args.data) if self.args.data else self.args.data
         self.plan = preflight(self.args, self.distill_args)
@@ -198,6 +214,20 @@ class DistillationTrainer(DetectionTrainer):
                 f"{colorstr('distill:')} the teacher's {len(self.plan.teacher.names)} classes include the data's "
                 f"{len(self.plan.teacher_classes)}: distilling its channels {self.plan.teacher_classes} (by name)"
             )
+
+    def _check_unfinished(self, ckpt: dict[str, Any]) -> None:
+        """Ultralytics refuses to resume a run that trained all its epochs with an AssertionError in resume_training,
+        after the run directory is written to; the same test (its `0 < start_epoch < epochs`) runs here, up front.
+        Its resume keeps the checkpoint's `epochs`, so the way to train further is a new run from the weights."""
+        start_epoch = ckpt.get("epoch", -1) + 1  # the final strip sets epoch -1
+        if 0 < start_epoch < self.args.epochs:
+            return
+        best = Path(self.args.model).with_name("best.pt")
+        raise DistillError(
+            f"'{self.args.model}' is from a finished run (all epochs={self.args.epochs} trained; resume cannot add "
+            f"epochs), nothing to resume: to train further, start a new run from its weights, e.g. yolodistill train "
+            f"student={best} teacher={ckpt[CKPT_KEY]['teacher']} data={self.args.data} epochs=N"
+        )
 
     def run_callbacks(self, event: str) -> None:
         """While the run starts, `trainer.args` also carries the distillation settings (`yolodistill_*` keys):
@@ -367,6 +397,20 @@ class DistillationTrainer(DetectionTrainer):
         is swapped, for this call only, for one that writes beside the file and moves it into place."""
         with patch.object(engine, "strip_optimizer", _strip_atomic):
             return super().final_eval()
+
+    def resume_training(self, ckpt: dict | None) -> None:
+        """Ultralytics appends an epoch's row to results.csv before it writes that epoch's checkpoint, and the resumed
+        run appends from the checkpoint's epoch on: a run killed between the two would list that epoch twice. Rows of
+        epochs after the checkpoint's are dropped here, so results.csv, and the results.png drawn from it, have one
+        row per epoch."""
+        super().resume_training(ckpt)
+        if self.resume and RANK in {-1, 0} and self.csv.is_file():
+            dropped = _drop_rows_after(self.csv, self.start_epoch)  # start_epoch: how many epochs the checkpoint holds
+            if dropped:
+                LOGGER.info(
+                    f"{colorstr('distill:')} {self.csv.name}: dropped the row(s) of epoch {dropped}, which "
+                    f"{Path(self.args.model).name} does not hold: they are trained again"
+                )
 
     def _load_checkpoint_state(self, ckpt: dict) -> None:
         """Restore the adapters with the optimizer (resume and NaN recovery). Ultralytics rebuilds the EMA from the
