@@ -121,7 +121,7 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     (plain Ultralytics), "yolodistill" (recipe etc. in args) or "ultralytics" (its built-in distill_model, `dis` in
     args). Returns mAP50, mAP50-95 (of best.pt, Ultralytics' final validation), wall time and best.pt.
 
-    The result, with the mAP50-95 of each validated epoch (`curve`), is also kept, under KEPT by the hash of every
+    The result, with its per-epoch `history`, is also kept, under KEPT by the hash of every
     setting but the run's name: called again with the same settings (by this benchmark or another, e.g. lowres.py's
     full-resolution student is efficacy.py's student), the finished run is read back instead of trained again, so an
     interrupted benchmark continues where it stopped."""
@@ -145,7 +145,7 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     trainer = train_with_threads(cls, threads, model=model, data=data, **extra, **args)
     box = trainer.validator.metrics.box
     result = {"map50": float(box.map50), "map50_95": float(box.map), "time_s": time.time() - t0,
-              "best": str(trainer.best), "curve": curve(trainer.csv)}  # fmt: skip
+              "best": str(trainer.best), **history(trainer.csv)}  # fmt: skip
     kept.parent.mkdir(parents=True, exist_ok=True)
     tmp = kept.with_suffix(".tmp")
     tmp.write_text(json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
@@ -153,12 +153,22 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     return result
 
 
-def curve(results_csv: Path) -> list[float]:
-    """mAP50-95 of each validated epoch, from the results.csv Ultralytics writes."""
+DETECTION_COLUMNS = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
+
+
+def history(results_csv: Path) -> dict[str, Any]:
+    """From the results.csv Ultralytics writes: mAP50-95 of each epoch (`curve`) and, per epoch, the training losses
+    beyond the detection loss (distillation's) as a share of it (`distill_to_detection`; 0 for a plain student)."""
     import csv
 
     with open(results_csv) as f:
-        return [float(r["metrics/mAP50-95(B)"]) for r in csv.DictReader(f, skipinitialspace=True)]
+        rows = list(csv.DictReader(f, skipinitialspace=True))
+    ratios = []
+    for r in rows:
+        losses = {k: float(v) for k, v in r.items() if k.startswith("train/") and k.endswith("_loss")}
+        detection = sum(losses.pop(k) for k in DETECTION_COLUMNS)
+        ratios.append(sum(losses.values()) / detection if detection else None)
+    return {"curve": [float(r["metrics/mAP50-95(B)"]) for r in rows], "distill_to_detection": ratios}
 
 
 def recipe_spec(spec: str) -> dict[str, Any]:

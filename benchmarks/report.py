@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # suite.py beside it, wherever this is run from
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
@@ -60,12 +61,19 @@ def goal(regime: dict[str, Any]) -> str:
 
 
 def suite_tables(result: dict[str, Any]) -> str:
-    regimes = result["regimes"]
+    """The regimes (each of suite.REGIMES, measured or not), then method by regime."""
+    from suite import REGIMES
+
+    regimes = {name: result["regimes"][name] for name in REGIMES if name in result["regimes"]}
     lines = [
         "| regime | setting | teacher mAP50-95 | student alone | GR reference | student plateau | default: goal |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, reg in regimes.items():
+    for name, regime in REGIMES.items():
+        if name not in regimes:
+            lines.append(f"| `{name}` | {regime.about} | – | – | – | – | not measured yet |")
+            continue
+        reg = regimes[name]
         student = reg["rows"][0]
         plateau = reg.get("student_plateau")
         lines.append(
@@ -78,7 +86,7 @@ def suite_tables(result: dict[str, Any]) -> str:
         for r in reg["rows"]:
             if "paired_gain" in r:  # the distilled rows, not the baselines they are read against
                 methods.setdefault(_name(r), {})[name] = r
-    lines += ["", "| method | " + " | ".join(f"`{n}`" for n in regimes) + " | worst regime |",
+    lines += ["", "| method | " + " | ".join(f"`{n}`" for n in regimes) + " | worst measured regime |",
               "|---|" + "---|" * (len(regimes) + 1)]  # fmt: skip
     for method, by_regime in methods.items():
         cells = [f"{_pct(by_regime[n]['gap_recovery'])} ({_gain(by_regime[n])})" if n in by_regime else "not run"
@@ -86,7 +94,7 @@ def suite_tables(result: dict[str, Any]) -> str:
         measured = {n: r["gap_recovery"] for n, r in by_regime.items() if r["gap_recovery"] is not None}
         worst = min(measured, key=measured.get, default=None)
         note = "–" if worst is None else f"`{worst}` {_pct(measured[worst])}"
-        note += "" if len(by_regime) == len(regimes) else " (of those run)"
+        note += "" if len(by_regime) == len(regimes) else " (of those it ran in)"
         default = any(r["default"] and r["method"].startswith("yolodistill") for r in by_regime.values())
         lines.append(f"| {method}{' *default*' if default else ''} | " + " | ".join(cells) + f" | {note} |")
     return "\n".join(lines)

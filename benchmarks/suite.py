@@ -76,7 +76,7 @@ REGIMES = {
 }  # fmt: skip
 # Measured beside the default in every regime (low-resolution regimes take the low-resolution variants).
 CANDIDATES = {
-    "normal": ["head_kd:balance=0.5", "head_kd:cls_kd_beta=1", "head_kd:cls_kd=0.5,ld=0.25"],
+    "normal": ["head_kd:balance=0.5", "head_kd:balance=0.1", "head_kd:cls_kd_beta=1", "head_kd:cls_kd=0.5,ld=0.25"],
     "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1"],
 }
 QUICK = dict(epochs=3)
@@ -170,6 +170,9 @@ def measure(name: str, regime: Regime, args: argparse.Namespace, out: str) -> di
         runs = [{"seed": s, **results[f"{label}-s{s}"]} for s in seeds]
         rows.append(row(method, is_default, runs, **({"dis": extra["dis"]} if "dis" in extra else {})))
         rows[-1]["plateau"] = plateau(runs)
+        ratios = [r["distill_to_detection"][0] for r in runs if r.get("distill_to_detection")]
+        # how large distillation is against the detection loss in the first epoch: what `balance` sets
+        rows[-1]["distill_to_detection_first_epoch"] = sum(ratios) / len(ratios) if ratios else None
     reference = rows[1]["map50_95_mean"] if lowres else teacher["map50_95"]
     for r in rows[baselines:]:
         r["gap_recovery"] = gap_recovery(r["map50_95_mean"], rows[0]["map50_95_mean"], reference)
