@@ -18,9 +18,10 @@ from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoi
 from ultralytics.utils.checks import check_model_file_from_stem
 from ultralytics.utils.torch_utils import parse_device, select_device
 
-from .crosshead import CUT, branches, cut_channels
+from .crosshead import cut_channels
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
+from .registry import TABLE, Heads
 from .taps import FeatureTaps, detect_inputs
 from .teacher import _UNREADABLE, fetch_release, load_teacher
 from .utils import DistillError, suggest
@@ -197,40 +198,18 @@ def _sizes(args: SimpleNamespace, teacher_imgsz: int | None, stride: int) -> int
 def _check_head_losses(
     recipe: Recipe, teacher: nn.Module, student: nn.Module, lowres: bool, t_nc: int | None = None
 ) -> None:
-    """A recipe with nothing to distil, or head losses whose outputs cannot be compared, is refused. `t_nc`: the
-    teacher's classes that are distilled (the data's, selected by name; None: all of its own)."""
+    """A recipe with nothing to distil, or a loss whose inputs the two models cannot give comparably (each row's own
+    check in `registry.TABLE`), is refused. `t_nc`: the teacher's classes that are distilled (the data's, selected by
+    name; None: all of its own)."""
     if not recipe.weights():
         raise DistillError(
             "the recipe has no loss weight > 0: set one (e.g. cls_kd=0.5), or use 'yolo train' for a plain student"
         )
     t_head, s_head = teacher.model[-1], student.model[-1]
-    t_nc = t_head.nc if t_nc is None else t_nc
-    if recipe.cls_kd > 0 and t_nc != s_head.nc:
-        raise DistillError(
-            f"cls_kd needs equal classes, but the teacher has {t_nc} and the student {s_head.nc}: set cls_kd=0"
-        )
-    if recipe.cross_kd > 0:
-        for who, head in (("teacher", t_head), ("student", s_head)):
-            if not all(isinstance(b, nn.Sequential) and len(b) > CUT for b in branches(head)):
-                raise DistillError(
-                    f"cross_kd needs a {who} head whose box and class branches run at least {CUT + 1} blocks (as "
-                    f"Ultralytics' Detect heads do), but {type(head).__name__} does not: set cross_kd=0"
-                )
-        if len(branches(t_head)) != len(branches(s_head)):
-            raise DistillError("cross_kd needs teacher and student heads with equal levels: set cross_kd=0")
-    for key in ("ld", "box_kd"):
-        if getattr(recipe, key) <= 0:
-            continue
-        if t_head.reg_max != s_head.reg_max:
-            raise DistillError(
-                f"{key} needs equal box distributions, but the teacher's head has reg_max={t_head.reg_max} and the "
-                f"student's {s_head.reg_max} (an end-to-end head?): set {key}=0 or use a teacher of the student's "
-                "family"
-            )
-        if lowres:
-            raise DistillError(
-                f"{key} needs teacher_imgsz == imgsz (boxes on one grid): set {key}=0 for a lower-resolution student"
-            )
+    heads = Heads(t_head, s_head, t_head.nc if t_nc is None else t_nc, lowres)
+    for name in recipe.weights():
+        if TABLE[name].check is not None:
+            TABLE[name].check(name, heads)
 
 
 def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
