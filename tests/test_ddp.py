@@ -14,6 +14,7 @@ from ultralytics.utils.patches import torch_load
 from yolodistill import DistillationTrainer
 from yolodistill.distiller import Distiller, head_outputs
 from yolodistill.recipes import load_recipe
+from yolodistill.seams import swapped
 from yolodistill.teacher import freeze
 from yolodistill.trainer import average_gradients, broadcast_from_rank0
 
@@ -24,7 +25,7 @@ def _rebuilt_in_worker(trainer: DistillationTrainer) -> DistillationTrainer:
     """The trainer a DDP worker builds from the file Ultralytics' launcher writes for `trainer`."""
     from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
 
-    with trainer._args_with(trainer.worker_args()):  # what train() does before Ultralytics writes the DDP file
+    with swapped(trainer.args, **trainer.worker_args()):  # what train() does before Ultralytics writes the DDP file
         file = generate_ddp_file(trainer)
     try:
         state = torch_load(file.replace(".py", ".pt"), map_location="cpu")

@@ -91,9 +91,11 @@ def check_device(device: Any) -> None:
 
 @dataclass
 class Plan:
-    """What preflight found: the loaded teacher and how to connect it to the student."""
+    """What preflight found: the loaded teacher and how to connect it to the student; the one settings object, whose
+    `settings()` DDP workers, experiment trackers and checkpoints take their distillation settings from."""
 
     teacher: nn.Module
+    teacher_path: str
     recipe: Recipe
     recipe_name: str
     teacher_layers: list[int]
@@ -104,6 +106,25 @@ class Plan:
     teacher_sha256: str
     student_head_channels: list[int]  # the student's channels where CrossKD cuts its head (empty without cross_kd)
     teacher_classes: list[int] | None  # teacher class channel of each data class (by name); None: same classes
+
+    def settings(self) -> dict[str, Any]:
+        """The resolved distillation settings, flat: the teacher's path and hash, the recipe's name, `teacher_imgsz`
+        and every recipe value (plain types)."""
+        return {"teacher": self.teacher_path, "teacher_sha256": self.teacher_sha256, "recipe": self.recipe_name,
+                "teacher_imgsz": self.teacher_imgsz, **self.recipe.to_dict()}  # fmt: skip
+
+    def args(self) -> dict[str, Any]:
+        """`settings()` as yolodistill's train args (keys of DISTILL_ARGS): what a rebuilt trainer (a DDP worker)
+        needs to make the same plan."""
+        return {k: v for k, v in self.settings().items() if k in DISTILL_ARGS}
+
+    def state(self, imgsz: int) -> dict[str, Any]:
+        """`settings()` as the checkpoint's extra key holds them (and distill.yaml), with the student's `imgsz` and
+        the taps; `resume_args` reads them back."""
+        s = self.settings()
+        return {"teacher": s["teacher"], "teacher_sha256": s["teacher_sha256"], "imgsz": imgsz,
+                "recipe_name": s["recipe"], "recipe": self.recipe.to_dict(), "teacher_imgsz": s["teacher_imgsz"],
+                "teacher_layers": self.teacher_layers, "student_layers": self.student_layers}  # fmt: skip
 
 
 def _one_line(e: Exception) -> str:
@@ -244,6 +265,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
             raise DistillError(f"{msg}: tap layers of equal stride")
     return Plan(
         teacher=teacher,
+        teacher_path=str(distill["teacher"]),
         recipe=recipe,
         recipe_name=str(recipe_name),
         teacher_layers=t_layers,
@@ -273,7 +295,7 @@ def resume_args(state: dict[str, Any], given: dict[str, Any], imgsz: int) -> dic
     `imgsz` that would switch between normal and lower-resolution training, is refused in one line. A teacher may be
     given again at a new path (moved file) as long as its content is the same.
     """
-    recipe = {**state["recipe"], "recipe": state["recipe_name"], "teacher_imgsz": state["teacher_imgsz"]}
+    recipe = state_args(state)
     changed = []
     for k, v in given.items():
         if k == "teacher" or v is None:
@@ -300,5 +322,10 @@ def resume_args(state: dict[str, Any], given: dict[str, Any], imgsz: int) -> dic
         )
     # a normal run stays normal: the teacher follows an imgsz changed on resume (Ultralytics allows imgsz then)
     teacher_imgsz = state["teacher_imgsz"] if lowres_before else imgsz
-    return {**DISTILL_ARGS, **state["recipe"], "teacher": teacher, "recipe": state["recipe_name"],
-            "teacher_imgsz": teacher_imgsz}  # fmt: skip
+    return {**DISTILL_ARGS, **state_args(state), "teacher": teacher, "teacher_imgsz": teacher_imgsz}
+
+
+def state_args(state: dict[str, Any]) -> dict[str, Any]:
+    """The train args a checkpoint's extra key was written from (`Plan.state`, read back): `Plan.args()` of its run."""
+    return {"teacher": state["teacher"], "recipe": state["recipe_name"], "teacher_imgsz": state["teacher_imgsz"],
+            **state["recipe"]}  # fmt: skip
