@@ -1,6 +1,5 @@
-"""Crash-safe checkpoints (issue 13): a run killed with SIGKILL at four moments resumes and finishes, with one
-results.csv row per epoch (issue 24); a truncated checkpoint gets one line; every checkpoint file is replaced
-atomically."""
+"""Crash-safe checkpoints: a run killed with SIGKILL at four moments resumes and finishes, with one results.csv row
+per epoch; a truncated checkpoint gets one line; every checkpoint file is replaced atomically."""
 
 from __future__ import annotations
 

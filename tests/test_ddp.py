@@ -1,4 +1,4 @@
-"""Multi-GPU DDP through Ultralytics' launcher, tested on CPU (issue 13): what a worker rebuilds from Ultralytics' DDP
+"""Multi-GPU DDP through Ultralytics' launcher, tested on CPU: what a worker rebuilds from Ultralytics' DDP
 file, and adapters that stay identical across 2 gloo ranks and equal a single process on the whole batch."""
 
 from __future__ import annotations

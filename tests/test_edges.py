@@ -1,6 +1,6 @@
-"""What a careful user runs into (issue 14): exact and rectangular low-resolution batches, cfg files and release names,
-two distillations at once, resume that keeps its run, taps released after a failed step, args.yaml as it ran; and
-(issue 24) resuming a finished run, a device the machine lacks."""
+"""What a careful user runs into: exact and rectangular low-resolution batches, cfg files and release names,
+two distillations at once, resume that keeps its run, taps released after a failed step, args.yaml as it ran,
+resuming a finished run, a device the machine lacks."""
 
 from __future__ import annotations
 
