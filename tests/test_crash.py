@@ -17,6 +17,8 @@ from conftest import train_args
 from yolodistill.cli import entrypoint
 from yolodistill.trainer import CKPT_KEY
 
+pytestmark = pytest.mark.slow  # every test here trains a model
+
 # Run in a subprocess: trains 3 epochs and SIGKILLs itself at the moment named by argv[2].
 SCRIPT = textwrap.dedent(
     """

@@ -3,6 +3,7 @@ file, and adapters that stay identical across 2 gloo ranks and equal a single pr
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -49,6 +50,7 @@ def test_ddp_worker_rebuilds_the_same_distillation(workdir, data_yaml, teacher_p
     assert not any(k in vars(trainer.args) for k in ("teacher", "recipe", "cls_kd"))  # gone again after the file
 
 
+@pytest.mark.slow
 def test_resumed_ddp_worker_takes_the_distillation_from_the_checkpoint(midway_last, teacher_pt):
     """`resume=last.pt` alone: the worker gets teacher, recipe and its values from the checkpoint, as one GPU does."""
     trainer = DistillationTrainer(overrides={"resume": str(midway_last)})
@@ -102,6 +104,7 @@ def _rank(rank: int, world: int, init: str, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_adapters_stay_equal_across_ranks_and_match_one_process(tmp_path):
     out, init = str(tmp_path / "adapters"), str(tmp_path / "init")
     mp.spawn(_rank, args=(2, init, out), nprocs=2, join=True)

@@ -43,6 +43,7 @@ def test_recipes_that_cannot_work_are_refused_in_one_line(workdir, data_yaml, te
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_one_epoch_with_every_new_loss(workdir, data_yaml, teacher_pt):
     keys = dict(recipe="head_pkd", cls_kd_weighted=True, feature_weighted=True, schedule="cosine", box_kd=1.0)
     keys.update(cross_kd=1.0)
@@ -66,6 +67,7 @@ def test_one_epoch_with_every_new_loss(workdir, data_yaml, teacher_pt):
     assert not teacher_calls  # an epoch with distillation off never runs the teacher
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pretrained", [False, True])
 def test_same_seed_same_start_as_plain_ultralytics(workdir, data_yaml, teacher_pt, pretrained):
     """The adapters are built off Ultralytics' seeded RNG: same student weights and same first batch as `yolo train`.
