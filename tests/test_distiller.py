@@ -137,10 +137,9 @@ def test_teachers_of_other_families_teach_a_yolov8_student(family, tmp_path, dat
     (reg_max 1), so LD is refused in one line there and the other losses still work."""
     from types import SimpleNamespace
 
-    from conftest import distil_step, make_teacher
+    from conftest import make_teacher
 
     from yolodistill.checks import DISTILL_ARGS, preflight
-    from yolodistill.utils import DistillError
 
     args = SimpleNamespace(data=str(data_yaml), model="yolov8n.yaml", imgsz=64, multi_scale=0.0, single_cls=False)
     weights = {"recipe": "cwd_mimic", "pkd": 1.0, "cls_kd": 0.5, "ld": 0.25, "box_kd": 1.0, "cross_kd": 1.0}
@@ -154,15 +153,7 @@ def test_teachers_of_other_families_teach_a_yolov8_student(family, tmp_path, dat
     plan = preflight(args, distill)
     student = DetectionModel("yolov8n.yaml", nc=6, verbose=False)
     student.args = DEFAULT_CFG
-    d = Distiller(
-        plan.teacher,
-        plan.recipe,
-        plan.teacher_layers,
-        plan.student_layers,
-        plan.teacher_channels,
-        plan.student_channels,
-        plan.student_head_channels,
-    )
+    d = Distiller.from_plan(plan)
     terms, items = distil_step(d, student, torch.rand(2, 3, 64, 64))
     assert {"cwd_loss", "mimic_loss", "pkd_loss", "cls_kd_loss", "cross_kd_loss"} <= set(items)
     assert ("ld_loss" in items and "box_kd_loss" in items) != family.startswith("yolo26")
