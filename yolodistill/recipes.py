@@ -79,7 +79,7 @@ class Recipe:
     @property
     def uses_head(self) -> bool:
         """True when a loss needs the Detect head's outputs (the teacher then runs its head too)."""
-        return any(TABLE[name].head for name in self.weights()) or self.feature_weighted
+        return any(name in HEAD_LOSSES for name in self.weights()) or self.feature_weighted
 
     @property
     def uses_features(self) -> bool:
