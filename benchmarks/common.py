@@ -129,6 +129,7 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
 
     from yolodistill import DistillationTrainer
     from yolodistill.demo import train_with_threads
+    from yolodistill.utils import write_atomic
 
     cls, extra = {
         "student": (DetectionTrainer, {}),
@@ -147,9 +148,8 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     result = {"map50": float(box.map50), "map50_95": float(box.map), "time_s": time.time() - t0,
               "best": str(trainer.best), **history(trainer.csv)}  # fmt: skip
     kept.parent.mkdir(parents=True, exist_ok=True)
-    tmp = kept.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"settings": settings, "result": result}, indent=2) + "\n")
-    os.replace(tmp, kept)  # never a half-written record
+    record = json.dumps({"settings": settings, "result": result}, indent=2) + "\n"
+    write_atomic(kept, record.encode())  # never a half-written record
     return result
 
 

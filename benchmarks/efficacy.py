@@ -7,7 +7,7 @@ start weights and the same batches for every method, so each method is read by i
 minus the student's of the same seed (mean ± standard error). Gap recovery
 GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP50-95.
 
-The regime (issue 12), the `shapes` preset: 600 train / 200 val images of 128 px, 4 classes; YOLOv8s teacher 50
+The regime, the `shapes` preset: 600 train / 200 val images of 128 px, 4 classes; YOLOv8s teacher 50
 epochs at 128 px (mAP50-95 0.604); students 31 epochs from scratch at 128 px, batch 16, validated every epoch and
 scored on the best (0.372 ± 0.006 over seeds 0-2; `regime.py` measured the schedules around it). Two trainings run
 side by side, one torch thread each; every finished run is kept (`common.train`: by the hash of its settings), so an

@@ -1,7 +1,7 @@
 """Is the benchmark regime one where distillation can show? The YOLOv8n student alone, 3 seeds, under several schedules.
 
-Issue 12 asks of the regime: student mean mAP50-95 ≥ 0.35, seed-to-seed std ≤ 0.03, teacher ≥ 0.15 above the student,
-and a full efficacy run ≤ 90 min on the 2 cores. A schedule `N` trains N epochs and validates only after the last
+The regime must meet: student mean mAP50-95 ≥ 0.35, seed-to-seed std ≤ 0.03, teacher ≥ 0.15 above the student, and
+a full efficacy run ≤ 90 min on the 2 cores. A schedule `N` trains N epochs and validates only after the last
 (`val=False`, scored on the last epoch: a third less time per run than validating every epoch); `N:val` validates every
 epoch and scores the best, as efficacy.py does. Same settings as efficacy.py otherwise (`shapes`, 128 px, batch 16,
 one torch thread per run, two side by side), so runs are shared with it through the kept-run cache.

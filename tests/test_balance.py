@@ -37,6 +37,7 @@ class _Stop(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_distillation_starts_at_the_ratio_and_the_scale_survives_resume(workdir, data_yaml, teacher_pt):
     args = dict(teacher=str(teacher_pt), model="yolov8n.yaml", data=str(data_yaml), balance=0.25)
     first = {}

@@ -73,6 +73,7 @@ def run_script(name: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
     return json.loads((tmp_path / "results" / f"{out}.json").read_text()), done.stdout
 
 
+@pytest.mark.slow
 def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
     args = [
         "efficacy.py", tmp_path, "--data", str(data_yaml), "--teacher", str(teacher_pt), "--imgsz", str(IMGSZ),
@@ -103,6 +104,7 @@ def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
     assert again["rows"] == result["rows"]
 
 
+@pytest.mark.slow
 def test_lowres_script(tmp_path, data_yaml, teacher_pt):
     result, _ = run_script(
         "lowres.py", tmp_path, "--data", str(data_yaml), "--teacher", str(teacher_pt), "--imgsz", str(IMGSZ),
@@ -122,6 +124,7 @@ def test_lowres_script(tmp_path, data_yaml, teacher_pt):
         assert r["gap_recovery"] == gap and "paired_gain_mean" in r
 
 
+@pytest.mark.slow
 def test_regime_script(tmp_path, data_yaml, teacher_pt):
     result, stdout = run_script(
         "regime.py", tmp_path, "--data", str(data_yaml), "--teacher", str(teacher_pt), "--imgsz", str(IMGSZ),
@@ -140,6 +143,7 @@ def test_regime_script(tmp_path, data_yaml, teacher_pt):
     assert "2:val" in stdout
 
 
+@pytest.mark.slow
 def test_overhead_script(tmp_path, data_yaml):
     result, _ = run_script(
         "overhead.py", tmp_path, "--data", str(data_yaml), "--imgsz", str(IMGSZ), "--batch", "2", "--iters", "2",
@@ -159,6 +163,7 @@ def test_overhead_script(tmp_path, data_yaml):
     assert result["profile_default_recipe"], "the profiler table of the default recipe is empty"
 
 
+@pytest.mark.slow
 def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, teacher_pt):
     toy = ["--set", f"data={data_yaml}", f"teacher={teacher_pt}", f"pretrained.pretrained_on={data_yaml}",
            f"imgsz={IMGSZ}", "epochs=1", "batch=8", "pretrained_epochs=1", "--seeds", "0", "--recipes",

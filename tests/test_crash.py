@@ -1,6 +1,5 @@
-"""Crash-safe checkpoints (issue 13): a run killed with SIGKILL at four moments resumes and finishes, with one
-results.csv row per epoch (issue 24); a truncated checkpoint gets one line; every checkpoint file is replaced
-atomically."""
+"""Crash-safe checkpoints: a run killed with SIGKILL at four moments resumes and finishes, with one results.csv row
+per epoch; a truncated checkpoint gets one line; every checkpoint file is replaced atomically."""
 
 from __future__ import annotations
 
@@ -17,6 +16,8 @@ from conftest import train_args
 
 from yolodistill.cli import entrypoint
 from yolodistill.trainer import CKPT_KEY
+
+pytestmark = pytest.mark.slow  # every test here trains a model
 
 # Run in a subprocess: trains 3 epochs and SIGKILLs itself at the moment named by argv[2].
 SCRIPT = textwrap.dedent(

@@ -1,8 +1,9 @@
-"""Multi-GPU DDP through Ultralytics' launcher, tested on CPU (issue 13): what a worker rebuilds from Ultralytics' DDP
+"""Multi-GPU DDP through Ultralytics' launcher, tested on CPU: what a worker rebuilds from Ultralytics' DDP
 file, and adapters that stay identical across 2 gloo ranks and equal a single process on the whole batch."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -14,6 +15,7 @@ from ultralytics.utils.patches import torch_load
 from yolodistill import DistillationTrainer
 from yolodistill.distiller import Distiller, head_outputs
 from yolodistill.recipes import load_recipe
+from yolodistill.seams import swapped
 from yolodistill.teacher import freeze
 from yolodistill.trainer import average_gradients, broadcast_from_rank0
 
@@ -24,7 +26,7 @@ def _rebuilt_in_worker(trainer: DistillationTrainer) -> DistillationTrainer:
     """The trainer a DDP worker builds from the file Ultralytics' launcher writes for `trainer`."""
     from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
 
-    with trainer._args_with(trainer.worker_args()):  # what train() does before Ultralytics writes the DDP file
+    with swapped(trainer.args, **trainer.worker_args()):  # what train() does before Ultralytics writes the DDP file
         file = generate_ddp_file(trainer)
     try:
         state = torch_load(file.replace(".py", ".pt"), map_location="cpu")
@@ -48,6 +50,7 @@ def test_ddp_worker_rebuilds_the_same_distillation(workdir, data_yaml, teacher_p
     assert not any(k in vars(trainer.args) for k in ("teacher", "recipe", "cls_kd"))  # gone again after the file
 
 
+@pytest.mark.slow
 def test_resumed_ddp_worker_takes_the_distillation_from_the_checkpoint(midway_last, teacher_pt):
     """`resume=last.pt` alone: the worker gets teacher, recipe and its values from the checkpoint, as one GPU does."""
     trainer = DistillationTrainer(overrides={"resume": str(midway_last)})
@@ -101,6 +104,7 @@ def _rank(rank: int, world: int, init: str, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_adapters_stay_equal_across_ranks_and_match_one_process(tmp_path):
     out, init = str(tmp_path / "adapters"), str(tmp_path / "init")
     mp.spawn(_rank, args=(2, init, out), nprocs=2, join=True)

@@ -1,13 +1,19 @@
-"""Taps, adapters, alignment and gradient flow of the Distiller, on real YOLOv8 models (random weights)."""
+"""The Distiller's routing on real YOLOv8 models (random weights): taps, adapters, alignment, which inputs reach which
+loss, when the teacher runs its head, gradient flow, schedules and autocast, and the compatibility checks."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from conftest import distil_step
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG
 
-from yolodistill.alignment import align
+from yolodistill import DistillError
+from yolodistill.alignment import align, align_anchors
+from yolodistill.crosshead import cut_channels
 from yolodistill.distiller import Distiller
 from yolodistill.recipes import load_recipe
 from yolodistill.taps import FeatureTaps, detect_inputs
@@ -131,10 +137,9 @@ def test_teachers_of_other_families_teach_a_yolov8_student(family, tmp_path, dat
     (reg_max 1), so LD is refused in one line there and the other losses still work."""
     from types import SimpleNamespace
 
-    from conftest import distil_step, make_teacher
+    from conftest import make_teacher
 
     from yolodistill.checks import DISTILL_ARGS, preflight
-    from yolodistill.utils import DistillError
 
     args = SimpleNamespace(data=str(data_yaml), model="yolov8n.yaml", imgsz=64, multi_scale=0.0, single_cls=False)
     weights = {"recipe": "cwd_mimic", "pkd": 1.0, "cls_kd": 0.5, "ld": 0.25, "box_kd": 1.0, "cross_kd": 1.0}
@@ -148,17 +153,141 @@ def test_teachers_of_other_families_teach_a_yolov8_student(family, tmp_path, dat
     plan = preflight(args, distill)
     student = DetectionModel("yolov8n.yaml", nc=6, verbose=False)
     student.args = DEFAULT_CFG
-    d = Distiller(
-        plan.teacher,
-        plan.recipe,
-        plan.teacher_layers,
-        plan.student_layers,
-        plan.teacher_channels,
-        plan.student_channels,
-        plan.student_head_channels,
-    )
+    d = Distiller.from_plan(plan)
     terms, items = distil_step(d, student, torch.rand(2, 3, 64, 64))
     assert {"cwd_loss", "mimic_loss", "pkd_loss", "cls_kd_loss", "cross_kd_loss"} <= set(items)
     assert ("ld_loss" in items and "box_kd_loss" in items) != family.startswith("yolo26")
     assert torch.isfinite(terms).all() and (terms > 0).all()
     assert all(p.grad is not None for p in d.adapters.parameters())
+
+
+def test_cross_kd_with_align_scale_reads_the_teachers_maps_at_the_cut(models):
+    teacher, student = models
+    x = torch.rand(2, 3, 64, 64)
+    values = {}
+    for align_scale in (False, True):
+        recipe = load_recipe("cross_kd", {"cross_kd_align": align_scale})
+        torch.manual_seed(0)
+        distiller = Distiller(teacher, recipe, [], [], [], [], cut_channels(student.model[-1])[0])
+        assert (distiller.cross.teacher_taps is not None) == align_scale
+        terms, _ = distil_step(distiller, student, x, backward=False)
+        values[align_scale] = terms[0].item()
+        if align_scale:
+            distiller.cross.teacher_taps.remove()
+    assert values[True] > 0 and math.isfinite(values[True]) and values[True] != pytest.approx(values[False])
+
+
+def test_align_anchors_upsamples_each_level_to_the_teacher_grid():
+    s_feats = [torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 2, 2)]
+    t_feats = [torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 4, 4)]
+    scores = torch.cat([torch.full((1, 3, 16), 1.0), torch.full((1, 3, 4), 2.0)], dim=-1)
+    out = align_anchors(scores, s_feats, t_feats)
+    assert out.shape == (1, 3, 64 + 16)
+    assert torch.all(out[..., :64] == 1.0) and torch.all(out[..., 64:] == 2.0)  # levels stay apart
+    assert align_anchors(scores, s_feats, s_feats) is scores
+
+
+@pytest.mark.parametrize(
+    ("recipe", "overrides", "head_runs"),
+    [
+        ("head_kd", {}, True),
+        ("cwd_mimic", {}, False),
+        ("head_pkd", {}, True),
+        ("mimic", {"feature_weighted": 1}, True),
+        ("head_kd", {"ld": 0, "box_kd": 1}, True),
+        ("head_kd", {"cls_kd": 0, "ld": 0, "cross_kd": 1}, True),
+    ],
+)
+def test_teacher_runs_its_head_only_for_head_losses(models, recipe, overrides, head_runs):
+    teacher, student = models
+    r = load_recipe(recipe, overrides)
+    cut = cut_channels(student.model[-1])[0] if r.cross_kd else []
+    d = Distiller(teacher, r, detect_inputs(teacher), detect_inputs(student), [128, 256, 512], [64, 128, 256], cut)
+    ran = []
+    handle = teacher.model[-1].register_forward_hook(lambda *a: ran.append(True))
+    try:
+        _, items = distil_step(d, student, torch.rand(2, 3, 64, 64))
+    finally:
+        handle.remove()
+    assert bool(ran) == head_runs
+    assert list(items) == [f"{name}_loss" for name in r.weights()]
+    # no feature loss, no feature adapters to train; CrossKD adds one per head branch (3 levels × box, class)
+    assert len(d.adapters) == (3 if r.uses_features else 0) + (6 if r.cross_kd else 0)
+    head_grad = student.model[-1].cv3[0][0].conv.weight.grad
+    head_loss = any(k in r.weights() for k in ("cls_kd", "ld", "box_kd", "cross_kd"))
+    assert (head_grad is not None and head_grad.abs().sum() > 0) == head_loss  # head losses train the student's head
+    predictor_grad = student.model[-1].cv3[0][-1].weight.grad
+    if r.cross_kd and not r.cls_kd:  # CrossKD reaches the student's head before the cut, never its predictors
+        assert predictor_grad is None or predictor_grad.abs().sum() == 0
+    student.zero_grad()
+
+
+def test_cross_kd_for_a_lower_resolution_student_runs_on_the_teachers_anchors(models):
+    """The student's maps at the cut are upsampled to the teacher's grid before the teacher's head layers."""
+    teacher, student = models
+    r = load_recipe("lowres", {"cls_kd": 0, "cross_kd": 1})
+    d = Distiller(teacher, r, [15, 18, 21], [15, 18, 21], [128, 256, 512], [64, 128, 256], [64] * 6)
+    x_t, x_s = torch.rand(2, 3, 128, 128), torch.rand(2, 3, 64, 64)
+    d.attach(student)
+    try:
+        student.predict(x_s)
+        with torch.no_grad():
+            t_head = teacher.predict(x_t)[1]
+        boxes, scores = d.cross(t_head["feats"])
+    finally:
+        d.detach()
+    assert boxes.shape == t_head["boxes"].shape and scores.shape == t_head["scores"].shape  # 336 anchors, not 84
+    scores.sum().backward()
+    assert student.model[-1].cv3[0][0].conv.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())  # the teacher's head layers stay frozen
+    student.zero_grad()
+
+
+def test_head_losses_follow_the_schedule_factor(models):
+    teacher, student = models
+    d = Distiller(teacher, load_recipe("head_kd"), [15, 18, 21], [15, 18, 21], [128, 256, 512], [64, 128, 256])
+    d.attach(student)
+    try:
+        x = torch.rand(2, 3, 64, 64)
+        full, _ = d(x, student.predict(x))
+        d.factor = 0.25
+        quarter, _ = d(x, student.predict(x))
+    finally:
+        d.detach()
+    torch.testing.assert_close(quarter, 0.25 * full)
+
+
+def test_under_bf16_autocast_teacher_runs_low_precision_losses_stay_fp32(models):
+    """Ultralytics computes the loss inside autocast; on CPU, bf16 autocast takes the same path as fp16 on CUDA."""
+    teacher, student = models
+    d = Distiller(teacher, load_recipe("head_pkd"), [15, 18, 21], [15, 18, 21], [128, 256, 512], [64, 128, 256])
+    dtypes = []
+    handle = teacher.model[15].register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    d.attach(student)
+    try:
+        x = torch.rand(2, 3, 64, 64)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            terms, _ = d(x, student.predict(x))
+        terms.sum().backward()
+    finally:
+        d.detach()
+        handle.remove()
+    assert dtypes == [torch.bfloat16] and terms.dtype == torch.float32 and torch.isfinite(terms).all()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in d.adapters.parameters())
+    student.zero_grad()
+
+
+def test_cross_kd_is_refused_for_a_head_it_cannot_cut(models):
+    """A head whose branches are single layers has no place to feed the student's features into the teacher's."""
+    from torch import nn
+
+    from yolodistill.checks import _check_head_losses
+
+    teacher, _ = models
+    student = DetectionModel("yolov8n.yaml", nc=6, verbose=False)
+    head = student.model[-1]
+    head.cv2 = nn.ModuleList(nn.Conv2d(c.conv.in_channels, 64, 1) for c in (b[0] for b in head.cv2))
+    with pytest.raises(DistillError, match="cross_kd needs a student head whose box and class branches") as e:
+        _check_head_losses(load_recipe("head_kd", {"cross_kd": 1}), teacher, student, lowres=False)
+    assert "\n" not in str(e.value)
+    _check_head_losses(load_recipe("head_kd"), teacher, student, lowres=False)  # without cross_kd it is fine

@@ -1,6 +1,6 @@
-"""What a careful user runs into (issue 14): exact and rectangular low-resolution batches, cfg files and release names,
-two distillations at once, resume that keeps its run, taps released after a failed step, args.yaml as it ran; and
-(issue 24) resuming a finished run, a device the machine lacks."""
+"""What a careful user runs into: exact and rectangular low-resolution batches, cfg files and release names,
+two distillations at once, resume that keeps its run, taps released after a failed step, args.yaml as it ran,
+resuming a finished run, a device the machine lacks."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def test_lowres_batches_are_exact_even_when_the_scale_rounds_badly(
     assert tuple(batch["teacher_img"].shape[-2:]) == teacher_hw
 
 
+@pytest.mark.slow
 def test_rect_lowres_trains(workdir, data_yaml, teacher_pt):
     args = train_args(workdir / "runs", name="rect", imgsz=64, teacher_imgsz=128, rect=True, recipe="lowres")
     trainer = DistillationTrainer(
@@ -54,6 +55,7 @@ def test_rect_lowres_trains(workdir, data_yaml, teacher_pt):
     assert trainer.best.is_file()
 
 
+@pytest.mark.slow
 def test_cfg_file_sets_ultralytics_and_distillation_keys(workdir, data_yaml, teacher_pt, tmp_path):
     cfg = tmp_path / "my.yaml"
     cfg.write_text(yaml.safe_dump({"epochs": 2, "cls_kd": 0.7, "student": "yolov8n.yaml", "batch": 4}))
@@ -100,6 +102,7 @@ def test_more_bad_input_in_one_line(argv, message, data_yaml, teacher_pt, tmp_pa
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -115,6 +118,7 @@ def test_resume_refuses_a_changed_run(midway_last, tmp_path, capsys, extra, mess
     assert message in err and "\n" not in err
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_is_one_line(distilled_run, data_yaml, teacher_pt, capsys):
     """Ultralytics' resume_training asserts with a traceback on a run that trained all its epochs, after the run's
     files are rewritten; here it is one line, up front, with the way to train further."""
@@ -200,6 +204,7 @@ def test_args_yaml_says_compile_was_off(workdir, data_yaml, teacher_pt):
     assert trainer.args.compile is False
 
 
+@pytest.mark.slow
 def test_mlflow_sees_the_distillation_settings(workdir, data_yaml, teacher_pt, monkeypatch):
     """Ultralytics' MLflow callback logs dict(trainer.args); the distillation settings must be in it (the test's name
     contains test_mlflow, which the callback requires to run under pytest)."""
@@ -229,6 +234,7 @@ def test_mlflow_sees_the_distillation_settings(workdir, data_yaml, teacher_pt, m
     assert not any(k.startswith("yolodistill_") for k in vars(trainer.args))  # gone again: validators re-check args
 
 
+@pytest.mark.slow
 def test_auto_batch_profiles_the_teacher_too(workdir, data_yaml, teacher_pt, monkeypatch, caplog):
     """Auto-batch only profiles on CUDA; here the profiler is replaced by one that records what it was given."""
     import ultralytics.engine.trainer as engine

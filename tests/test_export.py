@@ -52,6 +52,7 @@ def distilled_onnx(distilled_run, tmp_path_factory):
     return export(pt, format="onnx")
 
 
+@pytest.mark.slow
 def test_distilled_onnx_verifies(distilled_onnx):
     r = distilled_onnx
     assert r.path.suffix == ".onnx" and r.path.is_file()
@@ -61,6 +62,7 @@ def test_distilled_onnx_verifies(distilled_onnx):
     assert r.latency_ms_torch > 0 and r.latency_ms_exported > 0
 
 
+@pytest.mark.slow
 def test_export_contains_only_the_student(distilled_onnx, distilled_run, tmp_path):
     assert "distill" in torch.load(distilled_run / "weights/best.pt", map_location="cpu", weights_only=False)
     plain = export(_plain_student(tmp_path / "plain.pt"), format="onnx", verify=False).path
@@ -68,6 +70,7 @@ def test_export_contains_only_the_student(distilled_onnx, distilled_run, tmp_pat
     assert [_shape(o) for o in _graph(distilled_onnx.path).output] == [_shape(o) for o in _graph(plain).output]
 
 
+@pytest.mark.slow
 def test_lowres_student_exports_at_its_size(tmp_path, data_yaml, teacher_pt, caplog):
     best = distill(teacher_pt, "yolov8n.yaml", data_yaml, teacher_imgsz=128, **train_args(tmp_path, name="lr")).best
     images = str(Path(data_yaml).parent / "images" / "val" / "*.jpg")
@@ -94,6 +97,7 @@ def test_verify_false_skips_verification(tmp_path, monkeypatch):
     assert r.path.is_file() and r.passed is None and r.max_abs_diff is None
 
 
+@pytest.mark.slow
 def test_wrong_graph_fails_verification_and_keeps_the_file(distilled_onnx, tmp_path, monkeypatch):
     other = export(_plain_student(tmp_path / "other.pt", seed=1), format="onnx", verify=False).path
     monkeypatch.setattr(Model, "export", lambda self, **kw: str(other))  # the "exporter" wrote another model

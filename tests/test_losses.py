@@ -1,4 +1,5 @@
-"""CWD and mimic against references computed independently (numpy, explicit loops), plus their basic properties."""
+"""Every loss against a float64 reference computed independently (numpy, explicit loops, straight from the paper's
+formula), plus their basic properties: zero when student equals teacher, level weights, fp32 under fp16 inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from yolodistill.losses import CWDLoss, MimicLoss
+from yolodistill.crosshead import CrossHead
+from yolodistill.losses import BoxKDLoss, ClassKDLoss, CrossKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
 
 
 def cwd_reference(student: list[np.ndarray], teacher: list[np.ndarray], tau: float) -> float:
@@ -80,3 +82,193 @@ def test_fp16_inputs_give_fp32_loss():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="differ"):
         MimicLoss()([torch.zeros(1, 2, 3, 3)], [torch.zeros(1, 2, 4, 4)])
+
+
+def rand(seed: int, *shape: int, scale: float = 2.0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def class_kd_reference(s: np.ndarray, t: np.ndarray, tau: float, weighted: bool, beta: float = 0.0) -> float:
+    """Binary KL per anchor and class written out with explicit loops, normalised by the teacher's soft positives; with
+    beta > 0 BCKD's term instead: binary cross-entropy with the soft target times |q − p|^β."""
+    n, k, a = s.shape
+    total, positives = 0.0, 0.0
+    for i in range(n):
+        for j in range(a):
+            pt_all = [sigmoid(t[i, c, j] / tau) for c in range(k)]
+            w = max(pt_all) if weighted else 1.0
+            for c in range(k):
+                p, q = pt_all[c], sigmoid(s[i, c, j] / tau)
+                if beta > 0:
+                    total += w * -(p * math.log(q) + (1 - p) * math.log(1 - q)) * abs(q - p) ** beta
+                else:
+                    total += w * (p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q)))
+                positives += p
+    return tau**2 * total / max(1.0, positives)
+
+
+def ld_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray, tau: float) -> float:
+    n, _, a = s.shape
+    r = s.shape[1] // 4
+    total, weights = 0.0, 0.0
+    for i in range(n):
+        for j in range(a):
+            w = max(sigmoid(t_cls[i, :, j]))
+            kl = 0.0
+            for side in range(4):
+                ps = np.exp(s[i, side * r : (side + 1) * r, j] / tau)
+                pt = np.exp(t[i, side * r : (side + 1) * r, j] / tau)
+                ps, pt = ps / ps.sum(), pt / pt.sum()
+                kl += float(np.sum(pt * np.log(pt / ps)))
+            total += w * kl / 4
+            weights += w
+    return tau**2 * total / max(1.0, weights)
+
+
+def box_kd_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray, s_cls: np.ndarray | None = None) -> float:
+    """Expected DFL distance per side, boxes around the anchor, GIoU from its definition, teacher-score weights (with
+    `s_cls`, BCKD's: the largest score difference of the two)."""
+    n, _, a = s.shape
+    total, weights = 0.0, 0.0
+    for i in range(n):
+        for j in range(a):
+            boxes = []
+            for x in (s, t):
+                d = []
+                for side in range(4):
+                    logits = x[i, side * (x.shape[1] // 4) : (side + 1) * (x.shape[1] // 4), j]
+                    p = np.exp(logits - logits.max())
+                    d.append(float(np.sum(np.arange(len(p)) * p / p.sum())))
+                boxes.append((-d[0], -d[1], d[2], d[3]))
+            (a1, b1, a2, b2), (c1, d1, c2, d2) = boxes
+            inter = max(0.0, min(a2, c2) - max(a1, c1)) * max(0.0, min(b2, d2) - max(b1, d1))
+            union = (a2 - a1) * (b2 - b1) + (c2 - c1) * (d2 - d1) - inter
+            hull = (max(a2, c2) - min(a1, c1)) * (max(b2, d2) - min(b1, d1))
+            giou = inter / union - (hull - union) / hull
+            w = max(sigmoid(t_cls[i, :, j]))
+            if s_cls is not None:
+                w = max(abs(sigmoid(t_cls[i, :, j]) - sigmoid(s_cls[i, :, j])))
+            total += w * (1 - giou)
+            weights += w
+    return total / max(1.0, weights)
+
+
+def pkd_reference(s: np.ndarray, t: np.ndarray) -> float:
+    total = 0.0
+    for c in range(s.shape[1]):
+        a, b = s[:, c].ravel(), t[:, c].ravel()
+        a, b = (a - a.mean()) / np.sqrt(a.var() + 1e-6), (b - b.mean()) / np.sqrt(b.var() + 1e-6)
+        total += float(np.sum((a - b) ** 2))
+    return total / s.size
+
+
+@pytest.mark.parametrize(("tau", "weighted"), [(1.0, False), (2.0, False), (1.0, True)])
+def test_class_kd_matches_reference(tau, weighted):
+    s, t = rand(0, 2, 3, 7), rand(1, 2, 3, 7)
+    expected = class_kd_reference(s.numpy(), t.numpy(), tau, weighted)
+    assert expected > 0.01
+    assert ClassKDLoss(tau, weighted)(s, t).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("tau", [1.0, 2.0])
+def test_ld_matches_reference(tau):
+    s, t, t_cls = rand(2, 2, 4 * 5, 6), rand(3, 2, 4 * 5, 6), rand(4, 2, 3, 6)
+    expected = ld_reference(s.numpy(), t.numpy(), t_cls.numpy(), tau)
+    assert expected > 0.01
+    assert LDLoss(tau)(s, t, t_cls).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_box_kd_matches_reference():
+    s, t, t_cls = rand(2, 2, 4 * 5, 6), rand(3, 2, 4 * 5, 6), rand(4, 2, 3, 6)
+    expected = box_kd_reference(s.numpy(), t.numpy(), t_cls.numpy())
+    assert expected > 0.01
+    assert BoxKDLoss()(s, t, t_cls).item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(("tau", "beta"), [(1.0, 1.0), (2.0, 2.0)])
+def test_class_kd_with_bckd_beta_matches_reference(tau, beta):
+    s, t = rand(0, 2, 3, 7), rand(1, 2, 3, 7)
+    expected = class_kd_reference(s.numpy(), t.numpy(), tau, False, beta)
+    assert expected > 0.01
+    assert expected != pytest.approx(class_kd_reference(s.numpy(), t.numpy(), tau, False), rel=0.05)
+    assert ClassKDLoss(tau, beta=beta)(s, t).item() == pytest.approx(expected, rel=1e-6)
+    assert ClassKDLoss(tau, beta=beta)(t, t).item() == 0.0  # the factor is 0 where the student agrees
+
+
+def test_box_kd_with_bckd_weights_matches_reference():
+    s, t, t_cls, s_cls = rand(2, 2, 4 * 5, 6), rand(3, 2, 4 * 5, 6), rand(4, 2, 3, 6), rand(5, 2, 3, 6)
+    expected = box_kd_reference(s.numpy(), t.numpy(), t_cls.numpy(), s_cls.numpy())
+    assert expected != pytest.approx(box_kd_reference(s.numpy(), t.numpy(), t_cls.numpy()), rel=0.01)
+    s_cls.requires_grad_(True)
+    loss = BoxKDLoss("bckd")(s, t, t_cls, s_cls)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert not loss.requires_grad  # the weights are detached: no gradient reaches the student's scores through them
+    with pytest.raises(ValueError, match="needs the student's class scores"):
+        BoxKDLoss("bckd")(s, t, t_cls)
+
+
+def test_cross_kd_align_scale_matches_reference():
+    x, t = rand(0, 2, 3, 4, 5), rand(1, 2, 3, 4, 5) * 3 + 1
+    expected = np.empty_like(x.numpy())
+    for c in range(3):
+        xc, tc = x[:, c].numpy(), t[:, c].numpy()
+        expected[:, c] = (xc - xc.mean()) / (xc.std(ddof=1) + 1e-6) * tc.std(ddof=1) + tc.mean()
+    out = CrossHead.align_scale(x, t)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(out.mean(dim=(0, 2, 3)), t.mean(dim=(0, 2, 3)))
+
+
+def test_cross_kd_matches_reference():
+    s_cls, t_cls, s_box, t_box = rand(0, 2, 3, 7), rand(1, 2, 3, 7), rand(2, 2, 4 * 5, 7), rand(3, 2, 4 * 5, 7)
+    expected = class_kd_reference(s_cls.numpy(), t_cls.numpy(), 1.0, False)
+    expected += ld_reference(s_box.numpy(), t_box.numpy(), t_cls.numpy(), 2.0)
+    assert CrossKDLoss(1.0, 2.0)(s_cls, s_box, t_cls, t_box).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_pkd_matches_reference_and_ignores_scale_and_shift():
+    s, t = [rand(5, 2, 3, 4, 5)], [rand(6, 2, 3, 4, 5)]
+    assert PKDLoss()(s, t).item() == pytest.approx(pkd_reference(s[0].numpy(), t[0].numpy()), rel=1e-6)
+    # a student that is the teacher up to a per-channel gain and offset already matches it
+    gain, offset = torch.tensor([3.0, 0.2, 7.0]).view(1, 3, 1, 1), torch.tensor([5.0, -1.0, 0.0]).view(1, 3, 1, 1)
+    assert PKDLoss()([t[0] * gain + offset], t).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_score_weighted_mimic_and_pkd_match_reference():
+    s, t = [rand(10, 2, 3, 4, 5), rand(11, 2, 3, 2, 2)], [rand(12, 2, 3, 4, 5), rand(13, 2, 3, 2, 2)]
+    masks = [rand(14, 2, 1, 4, 5).abs(), rand(15, 2, 1, 2, 2).abs() * 3]
+    expected = 0.0
+    for a, b, m in zip(s, t, masks):
+        a, b, m = a.numpy(), b.numpy(), m.numpy()
+        expected += float(np.sum(m * (a - b) ** 2)) / (a.shape[1] * max(1.0, float(m.sum())))
+    assert MimicLoss()(s, t, masks).item() == pytest.approx(expected, rel=1e-6)
+    ones = [torch.ones_like(m) for m in masks]
+    for loss in (MimicLoss(), PKDLoss()):  # uniform masks give back the plain mean
+        assert loss(s, t, ones).item() == pytest.approx(loss(s, t).item(), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("loss", "args"),
+    [
+        (ClassKDLoss(2.0), (2, 3, 9)),
+        (ClassKDLoss(1.0, True), (2, 3, 9)),
+        (LDLoss(2.0), (2, 16 * 4, 9)),
+        (BoxKDLoss(), (2, 16 * 4, 9)),
+    ],
+)
+def test_head_losses_zero_when_equal_positive_otherwise_fp32(loss, args):
+    t = rand(7, *args)
+    extra = (rand(8, 2, 3, 9),) if isinstance(loss, (LDLoss, BoxKDLoss)) else ()
+    assert loss(t.clone(), t, *extra).item() == pytest.approx(0.0, abs=1e-9)
+    assert loss(rand(9, *args).half(), t.half(), *extra).dtype == torch.float32
+    assert loss(rand(9, *args), t, *extra).item() > 0
+
+
+def test_class_kd_tiny_case_by_hand():
+    # one anchor, one class: teacher logit 0 → p = 1/2; student logit ln 3 → q = 3/4
+    expected = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    got = ClassKDLoss()(torch.tensor([[[math.log(3.0)]]]), torch.zeros(1, 1, 1)).item()
+    assert got == pytest.approx(expected, rel=1e-6)  # normaliser max(1, 1/2) = 1

@@ -17,6 +17,8 @@ from ultralytics.nn.tasks import DetectionModel
 from yolodistill import DistillationTrainer, distill
 from yolodistill.trainer import CKPT_KEY
 
+pytestmark = pytest.mark.slow  # every test here trains a model
+
 
 def test_cli_run_writes_an_ultralytics_run(distilled_run):
     weights = distilled_run / "weights"

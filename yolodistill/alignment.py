@@ -28,12 +28,18 @@ def align(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> l
     ]
 
 
+def split_levels(x: torch.Tensor, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Head outputs flattened over the anchors of all levels, N×K×A (A = Σ_l h_l·w_l, levels laid out as `feats`, the
+    head's N×C×h_l×w_l input maps), back to one N×K×h_l×w_l map per level."""
+    n, k = x.shape[:2]
+    levels = x.split([f.shape[-2] * f.shape[-1] for f in feats], dim=-1)
+    return [level.view(n, k, *f.shape[-2:]) for level, f in zip(levels, feats)]
+
+
 def align_anchors(student: torch.Tensor, student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]):
     """Bring head outputs flattened over the anchors of all levels (N×K×A_s, levels laid out as in `student_feats`) to
     the teacher's anchors (N×K×A_t): each level is viewed as an N×K×h×w map and upsampled like the features."""
     if all(s.shape[-2:] == t.shape[-2:] for s, t in zip(student_feats, teacher_feats)):
         return student
-    n, k = student.shape[:2]
-    levels = student.split([s.shape[-2] * s.shape[-1] for s in student_feats], dim=-1)
-    maps = [x.view(n, k, *s.shape[-2:]) for x, s in zip(levels, student_feats)]
+    maps = split_levels(student, student_feats)
     return torch.cat([m.flatten(2) for m in align(maps, teacher_feats)], dim=-1)

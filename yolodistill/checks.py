@@ -18,9 +18,10 @@ from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoi
 from ultralytics.utils.checks import check_model_file_from_stem
 from ultralytics.utils.torch_utils import parse_device, select_device
 
-from .crosshead import CUT, branches, cut_channels
+from .crosshead import cut_channels
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
+from .registry import TABLE, Heads
 from .taps import FeatureTaps, detect_inputs
 from .teacher import _UNREADABLE, fetch_release, load_teacher
 from .utils import DistillError, suggest
@@ -90,9 +91,11 @@ def check_device(device: Any) -> None:
 
 @dataclass
 class Plan:
-    """What preflight found: the loaded teacher and how to connect it to the student."""
+    """What preflight found: the loaded teacher and how to connect it to the student; the one settings object, whose
+    `settings()` DDP workers, experiment trackers and checkpoints take their distillation settings from."""
 
     teacher: nn.Module
+    teacher_path: str
     recipe: Recipe
     recipe_name: str
     teacher_layers: list[int]
@@ -103,6 +106,25 @@ class Plan:
     teacher_sha256: str
     student_head_channels: list[int]  # the student's channels where CrossKD cuts its head (empty without cross_kd)
     teacher_classes: list[int] | None  # teacher class channel of each data class (by name); None: same classes
+
+    def settings(self) -> dict[str, Any]:
+        """The resolved distillation settings, flat: the teacher's path and hash, the recipe's name, `teacher_imgsz`
+        and every recipe value (plain types)."""
+        return {"teacher": self.teacher_path, "teacher_sha256": self.teacher_sha256, "recipe": self.recipe_name,
+                "teacher_imgsz": self.teacher_imgsz, **self.recipe.to_dict()}  # fmt: skip
+
+    def args(self) -> dict[str, Any]:
+        """`settings()` as yolodistill's train args (keys of DISTILL_ARGS): what a rebuilt trainer (a DDP worker)
+        needs to make the same plan."""
+        return {k: v for k, v in self.settings().items() if k in DISTILL_ARGS}
+
+    def state(self, imgsz: int) -> dict[str, Any]:
+        """`settings()` as the checkpoint's extra key holds them (and distill.yaml), with the student's `imgsz` and
+        the taps; `resume_args` reads them back."""
+        s = self.settings()
+        return {"teacher": s["teacher"], "teacher_sha256": s["teacher_sha256"], "imgsz": imgsz,
+                "recipe_name": s["recipe"], "recipe": self.recipe.to_dict(), "teacher_imgsz": s["teacher_imgsz"],
+                "teacher_layers": self.teacher_layers, "student_layers": self.student_layers}  # fmt: skip
 
 
 def _one_line(e: Exception) -> str:
@@ -197,40 +219,18 @@ def _sizes(args: SimpleNamespace, teacher_imgsz: int | None, stride: int) -> int
 def _check_head_losses(
     recipe: Recipe, teacher: nn.Module, student: nn.Module, lowres: bool, t_nc: int | None = None
 ) -> None:
-    """A recipe with nothing to distil, or head losses whose outputs cannot be compared, is refused. `t_nc`: the
-    teacher's classes that are distilled (the data's, selected by name; None: all of its own)."""
+    """A recipe with nothing to distil, or a loss whose inputs the two models cannot give comparably (each row's own
+    check in `registry.TABLE`), is refused. `t_nc`: the teacher's classes that are distilled (the data's, selected by
+    name; None: all of its own)."""
     if not recipe.weights():
         raise DistillError(
             "the recipe has no loss weight > 0: set one (e.g. cls_kd=0.5), or use 'yolo train' for a plain student"
         )
     t_head, s_head = teacher.model[-1], student.model[-1]
-    t_nc = t_head.nc if t_nc is None else t_nc
-    if recipe.cls_kd > 0 and t_nc != s_head.nc:
-        raise DistillError(
-            f"cls_kd needs equal classes, but the teacher has {t_nc} and the student {s_head.nc}: set cls_kd=0"
-        )
-    if recipe.cross_kd > 0:
-        for who, head in (("teacher", t_head), ("student", s_head)):
-            if not all(isinstance(b, nn.Sequential) and len(b) > CUT for b in branches(head)):
-                raise DistillError(
-                    f"cross_kd needs a {who} head whose box and class branches run at least {CUT + 1} blocks (as "
-                    f"Ultralytics' Detect heads do), but {type(head).__name__} does not: set cross_kd=0"
-                )
-        if len(branches(t_head)) != len(branches(s_head)):
-            raise DistillError("cross_kd needs teacher and student heads with equal levels: set cross_kd=0")
-    for key in ("ld", "box_kd"):
-        if getattr(recipe, key) <= 0:
-            continue
-        if t_head.reg_max != s_head.reg_max:
-            raise DistillError(
-                f"{key} needs equal box distributions, but the teacher's head has reg_max={t_head.reg_max} and the "
-                f"student's {s_head.reg_max} (an end-to-end head?): set {key}=0 or use a teacher of the student's "
-                "family"
-            )
-        if lowres:
-            raise DistillError(
-                f"{key} needs teacher_imgsz == imgsz (boxes on one grid): set {key}=0 for a lower-resolution student"
-            )
+    heads = Heads(t_head, s_head, t_head.nc if t_nc is None else t_nc, lowres)
+    for name in recipe.weights():
+        if TABLE[name].check is not None:
+            TABLE[name].check(name, heads)
 
 
 def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
@@ -265,6 +265,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
             raise DistillError(f"{msg}: tap layers of equal stride")
     return Plan(
         teacher=teacher,
+        teacher_path=str(distill["teacher"]),
         recipe=recipe,
         recipe_name=str(recipe_name),
         teacher_layers=t_layers,
@@ -294,7 +295,7 @@ def resume_args(state: dict[str, Any], given: dict[str, Any], imgsz: int) -> dic
     `imgsz` that would switch between normal and lower-resolution training, is refused in one line. A teacher may be
     given again at a new path (moved file) as long as its content is the same.
     """
-    recipe = {**state["recipe"], "recipe": state["recipe_name"], "teacher_imgsz": state["teacher_imgsz"]}
+    recipe = state_args(state)
     changed = []
     for k, v in given.items():
         if k == "teacher" or v is None:
@@ -321,5 +322,10 @@ def resume_args(state: dict[str, Any], given: dict[str, Any], imgsz: int) -> dic
         )
     # a normal run stays normal: the teacher follows an imgsz changed on resume (Ultralytics allows imgsz then)
     teacher_imgsz = state["teacher_imgsz"] if lowres_before else imgsz
-    return {**DISTILL_ARGS, **state["recipe"], "teacher": teacher, "recipe": state["recipe_name"],
-            "teacher_imgsz": teacher_imgsz}  # fmt: skip
+    return {**DISTILL_ARGS, **state_args(state), "teacher": teacher, "teacher_imgsz": teacher_imgsz}
+
+
+def state_args(state: dict[str, Any]) -> dict[str, Any]:
+    """The train args a checkpoint's extra key was written from (`Plan.state`, read back): `Plan.args()` of its run."""
+    return {"teacher": state["teacher"], "recipe": state["recipe_name"], "teacher_imgsz": state["teacher_imgsz"],
+            **state["recipe"]}  # fmt: skip

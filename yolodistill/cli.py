@@ -25,13 +25,10 @@ Distillation arguments (besides every Ultralytics train argument):
   student         model yaml (yolov8n.yaml) or .pt to start from (alias: model; its head is rebuilt for the data)
   recipe          bundled name ({{recipes}}) or path to a recipe yaml; default head_kd (lowres if teacher_imgsz > imgsz)
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
-  cls_kd, cls_kd_tau, cls_kd_weighted, cls_kd_beta, ld, ld_tau, box_kd, box_kd_weights, cross_kd, cross_kd_align
-                  head losses: class scores, DFL box distributions, decoded boxes, CrossKD (teacher head on student's)
-  cwd, cwd_tau, mimic, pkd, feature_weighted, levels, adapter, teacher_layers, student_layers
-                  feature losses and taps
-  schedule, off_close_mosaic   weights over training: constant | linear | cosine; off in the close_mosaic epochs
-  balance         > 0: all weights rescaled once so distillation starts at balance × the detection loss
   data            a data yaml or a name from datasets.yaml ({{datasets}})
+
+Recipe keys (a recipe's values, each also a train argument: recipe=cwd cwd=2 cwd_tau=4; 0 turns a loss off):
+{{recipe_keys}}
 
 Runs land in runs/detect/<name>/ as with `yolo`: weights/best.pt, last.pt, results.csv, results.png.
 """
@@ -81,9 +78,13 @@ COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {"train": train, "export
 
 def _help() -> str:
     from .data import registry
-    from .recipes import available
+    from .recipes import available, recipe_help
 
-    return HELP.replace("{recipes}", ", ".join(available())).replace("{datasets}", ", ".join(registry()))
+    fill = {"{recipes}": ", ".join(available()), "{datasets}": ", ".join(registry()), "{recipe_keys}": recipe_help()}
+    text = HELP
+    for key, value in fill.items():
+        text = text.replace(key, value)
+    return text
 
 
 def entrypoint(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from .data import resolve_data
 from .recipes import DEFAULT_RECIPE
 from .synthetic import GENERATOR_VERSION
 from .trainer import DistillationTrainer
-from .utils import cache_home
+from .utils import cache_home, replacing
 
 DEMO = dict(teacher="yolov8s.yaml", student="yolov8n.yaml", data="shapes", imgsz=128, batch=16)
 DEMO.update(epochs=10, teacher_epochs=20, seed=0, device="cpu", workers=0)
@@ -58,9 +58,8 @@ def teacher_checkpoint(cfg: str, data: str, epochs: int, threads: int | None = N
             DetectionTrainer, threads, model=cfg, data=data, name="teacher", epochs=epochs, **args
         )
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp")
-        shutil.copyfile(trainer.best, tmp)
-        os.replace(tmp, cached)  # never a half-copied teacher in the cache
+        with replacing(cached) as tmp:  # never a half-copied teacher in the cache
+            shutil.copyfile(trainer.best, tmp)
     return cached
 
 

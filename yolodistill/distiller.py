@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .adapters import build_adapters
-from .alignment import align, align_anchors
+from .alignment import align, align_anchors, split_levels
 from .balance import Balance
 from .crosshead import CrossHead, cross_adapters
-from .losses import BoxKDLoss, ClassKDLoss, CrossKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
 from .recipes import Recipe
+from .registry import TABLE
 from .taps import FeatureTaps
+
+if TYPE_CHECKING:
+    from .checks import Plan
 
 
 def head_outputs(preds: Any) -> dict[str, Any]:
@@ -30,9 +33,7 @@ def head_outputs(preds: Any) -> dict[str, Any]:
 
 def score_maps(scores: torch.Tensor, feats: list[torch.Tensor]) -> list[torch.Tensor]:
     """Per level, the top class probability at each location, N×1×H×W, from head logits N×K×A over all levels."""
-    top = scores.detach().sigmoid().amax(dim=1, keepdim=True)
-    levels = top.split([f.shape[-2] * f.shape[-1] for f in feats], dim=-1)
-    return [x.view(x.shape[0], 1, *f.shape[-2:]) for x, f in zip(levels, feats)]
+    return split_levels(scores.detach().sigmoid().amax(dim=1, keepdim=True), feats)
 
 
 class Distiller(nn.Module):
@@ -63,27 +64,15 @@ class Distiller(nn.Module):
         # channels at the cut, crosshead.cut_channels).
         self.adapters = build_adapters(student_channels if feature else [], teacher_channels, recipe.adapter)
         self.n_feature_adapters = len(self.adapters)
+        self.weights = recipe.weights()
+        # the inputs the recipe's losses take (registry.TABLE): forward computes only these
+        self.inputs = {k for name in self.weights for k in TABLE[name].inputs}
         self.cross = None
-        if recipe.cross_kd > 0:
+        if "cross_scores" in self.inputs:
             self.adapters.extend(cross_adapters(teacher.model[-1], student_head_channels, recipe.adapter))
             adapters = self.adapters[self.n_feature_adapters :]
             self.cross = CrossHead(teacher.model[-1], adapters, recipe.cross_kd_align)
-        self.losses = nn.ModuleDict()
-        if recipe.cwd > 0:
-            self.losses["cwd"] = CWDLoss(recipe.cwd_tau, recipe.levels)
-        if recipe.mimic > 0:
-            self.losses["mimic"] = MimicLoss(recipe.levels)
-        if recipe.pkd > 0:
-            self.losses["pkd"] = PKDLoss(recipe.levels)
-        if recipe.cls_kd > 0:
-            self.losses["cls_kd"] = ClassKDLoss(recipe.cls_kd_tau, recipe.cls_kd_weighted, recipe.cls_kd_beta)
-        if recipe.ld > 0:
-            self.losses["ld"] = LDLoss(recipe.ld_tau)
-        if recipe.box_kd > 0:
-            self.losses["box_kd"] = BoxKDLoss(recipe.box_kd_weights)
-        if recipe.cross_kd > 0:
-            self.losses["cross_kd"] = CrossKDLoss(recipe.cls_kd_tau, recipe.ld_tau, recipe.cls_kd_beta)
-        self.weights = recipe.weights()
+        self.losses = nn.ModuleDict({name: TABLE[name].build(recipe) for name in self.weights})
         self.names = [f"{name}_loss" for name in self.weights]  # their columns in the progress bar and results.csv
         self.factor = 1.0  # the recipe's schedule, set by the trainer at each epoch start (a float: no host sync)
         # A teacher with more classes than the data (a COCO teacher): its class channels for the data's classes, in the
@@ -99,6 +88,20 @@ class Distiller(nn.Module):
         self.teacher_taps = FeatureTaps(teacher, teacher_layers if feature else [])
         self.student_taps: FeatureTaps | None = None
         self._student: nn.Module | None = None
+
+    @classmethod
+    def from_plan(cls, plan: Plan) -> Distiller:
+        """The distiller preflight planned (`checks.Plan`: teacher, recipe, taps, channels, class channels)."""
+        return cls(
+            plan.teacher,
+            plan.recipe,
+            plan.teacher_layers,
+            plan.student_layers,
+            plan.teacher_channels,
+            plan.student_channels,
+            plan.student_head_channels,
+            plan.teacher_classes,
+        )
 
     def train(self, mode: bool = True) -> Distiller:
         """Adapters follow `mode`; the teacher stays in eval mode (BatchNorm running statistics)."""
@@ -138,29 +141,22 @@ class Distiller(nn.Module):
                   for k, v in t_head.items()}  # fmt: skip
         student = self.student_taps.collect()
         student = align([a(s) for a, s in zip(self.adapters[: self.n_feature_adapters], student)], teacher)
-        masks = None
+        inputs: dict[str, Any] = {"student_maps": student, "teacher_maps": teacher, "masks": None}
         if self.recipe.uses_head:
             s_head = head_outputs(student_preds)
-            s_scores = align_anchors(s_head["scores"], s_head["feats"], t_head["feats"])
+            inputs.update(t_scores=t_head["scores"], t_boxes=t_head["boxes"], s_boxes=s_head["boxes"])
+            # on the teacher's anchors; the boxes stay on the student's (the checks refuse box losses at lower res)
+            inputs["s_scores"] = align_anchors(s_head["scores"], s_head["feats"], t_head["feats"])
             if self.recipe.feature_weighted:
-                masks = score_maps(t_head["scores"], t_head["feats"])
+                inputs["masks"] = score_maps(t_head["scores"], t_head["feats"])
+        if self.cross is not None:
+            c_boxes, c_scores = self.cross(t_head["feats"])
+            if self.teacher_classes is not None:
+                c_scores = c_scores.index_select(1, self.teacher_classes)
+            inputs.update(cross_scores=c_scores, cross_boxes=c_boxes)
         terms = []
         for name, w in self.weights.items():
-            if name == "cls_kd":
-                loss = self.losses[name](s_scores, t_head["scores"])
-            elif name == "ld":  # equal grids only: preflight refuses ld and box_kd for a lower-resolution student
-                loss = self.losses[name](s_head["boxes"], t_head["boxes"], t_head["scores"])
-            elif name == "box_kd":
-                loss = self.losses[name](s_head["boxes"], t_head["boxes"], t_head["scores"], s_scores)
-            elif name == "cross_kd":
-                c_boxes, c_scores = self.cross(t_head["feats"])
-                if self.teacher_classes is not None:
-                    c_scores = c_scores.index_select(1, self.teacher_classes)
-                loss = self.losses[name](c_scores, c_boxes, t_head["scores"], t_head["boxes"])
-            elif name in ("mimic", "pkd"):
-                loss = self.losses[name](student, teacher, masks)
-            else:
-                loss = self.losses[name](student, teacher)
+            loss = self.losses[name](**{k: inputs[k] for k in TABLE[name].inputs})
             terms.append(w * self.factor * loss)
         terms = torch.stack(terms) * finite
         return terms, dict(zip(names, terms.detach()))

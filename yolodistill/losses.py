@@ -1,8 +1,10 @@
 """Distillation losses, each returning a scalar.
 
-Feature losses (CWD, mimic, PKD) take two equally long lists of N×C×H×W maps (student, teacher). Head losses
-(classification KD, localization distillation, box KD) take the Detect head's raw outputs of both models, flattened
-over all anchors of all levels: class logits N×K×A and DFL box logits N×4R×A (K classes, A anchors, R = reg_max bins).
+Feature losses (CWD, mimic, PKD) take two equally long lists of N×C×H×W maps (`student_maps`, `teacher_maps`). Head
+losses (classification KD, localization distillation, box KD, CrossKD) take the Detect head's raw outputs of both
+models, flattened over all anchors of all levels: class logits N×K×A (`s_scores`, `t_scores`) and DFL box logits
+N×4R×A (`s_boxes`, `t_boxes`) (K classes, A anchors, R = reg_max bins). Every argument is named as the input it is in
+the table of losses (`registry.TABLE`), which the distiller calls them with, as keywords.
 
 All are computed in float32 whatever the autocast dtype: softmax over thousands of locations and squared differences of
 fp16 activations lose too much precision to be useful as training signals.
@@ -19,26 +21,33 @@ from ultralytics.utils.metrics import bbox_iou
 
 
 class _LevelLoss(nn.Module):
-    """Sum over levels of `weight_l * level_loss(s_l, t_l)`; subclasses define `level_loss`."""
+    """Sum over levels of `weight_l * level_loss(s_l, t_l)` (with per-level masks m_l: `level_loss(s_l, t_l, m_l)`);
+    subclasses define `level_loss`."""
 
     def __init__(self, level_weights: Sequence[float] | None = None):
         super().__init__()
         self.level_weights = None if level_weights is None else [float(w) for w in level_weights]
 
-    def level_loss(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def level_loss(self, s: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, student_maps: Sequence[torch.Tensor], teacher_maps: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self._sum(student_maps, teacher_maps)
+
+    def _sum(self, student, teacher, masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """The level-weighted sum, after checking that levels, level weights and map shapes agree."""
         if len(student) != len(teacher):
             raise ValueError(f"{len(student)} student levels but {len(teacher)} teacher levels")
+        if masks is not None and len(masks) != len(student):
+            raise ValueError(f"{len(student)} student levels, {len(teacher)} teacher levels, {len(masks)} masks")
         weights = self.level_weights or [1.0] * len(student)
         if len(weights) != len(student):
             raise ValueError(f"{len(weights)} level weights for {len(student)} levels")
         total = None
-        for w, s, t in zip(weights, student, teacher):
+        for w, s, t, m in zip(weights, student, teacher, masks or [None] * len(student)):
             if s.shape != t.shape:
                 raise ValueError(f"student map {tuple(s.shape)} and teacher map {tuple(t.shape)} differ")
-            term = w * self.level_loss(s.float(), t.float())
+            term = w * self.level_loss(s.float(), t.float(), None if m is None else m.float())
             total = term if total is None else total + term
         return total
 
@@ -50,21 +59,12 @@ class _MaskableLoss(_LevelLoss):
     def errors(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def level_loss(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.errors(s, t).mean()
+    def level_loss(self, s: torch.Tensor, t: torch.Tensor, m: torch.Tensor | None = None) -> torch.Tensor:
+        e = self.errors(s, t)
+        return e.mean() if m is None else (e * m).sum() / (s.shape[1] * m.sum().clamp(min=1.0))
 
-    def forward(self, student, teacher, masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        if masks is None:
-            return super().forward(student, teacher)
-        if not len(student) == len(teacher) == len(masks):
-            raise ValueError(f"{len(student)} student levels, {len(teacher)} teacher levels, {len(masks)} masks")
-        weights = self.level_weights or [1.0] * len(student)
-        total = None
-        for w, s, t, m in zip(weights, student, teacher, masks):
-            m = m.float()
-            term = w * (self.errors(s.float(), t.float()) * m).sum() / (s.shape[1] * m.sum().clamp(min=1.0))
-            total = term if total is None else total + term
-        return total
+    def forward(self, student_maps, teacher_maps, masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        return self._sum(student_maps, teacher_maps, masks)
 
 
 class CWDLoss(_LevelLoss):
@@ -83,7 +83,7 @@ class CWDLoss(_LevelLoss):
         super().__init__(level_weights)
         self.tau = float(tau)
 
-    def level_loss(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def level_loss(self, s: torch.Tensor, t: torch.Tensor, m: None = None) -> torch.Tensor:
         n, c = s.shape[:2]
         log_ps = F.log_softmax(s.flatten(2) / self.tau, dim=-1)
         log_pt = F.log_softmax(t.flatten(2) / self.tau, dim=-1)
@@ -120,6 +120,11 @@ class MimicLoss(_MaskableLoss):
         return (s - t) ** 2
 
 
+def _check_boxes(s_boxes: torch.Tensor, t_boxes: torch.Tensor) -> None:
+    if s_boxes.shape != t_boxes.shape:
+        raise ValueError(f"student boxes {tuple(s_boxes.shape)} and teacher boxes {tuple(t_boxes.shape)} differ")
+
+
 class ClassKDLoss(nn.Module):
     """Dense classification distillation on the Detect head's class logits (as in BCKD, ICCV 2023).
 
@@ -148,10 +153,12 @@ class ClassKDLoss(nn.Module):
         self.score_weighted = bool(score_weighted)
         self.beta = float(beta)
 
-    def forward(self, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if s.shape != t.shape:
-            raise ValueError(f"student scores {tuple(s.shape)} and teacher scores {tuple(t.shape)} differ")
-        s, t = s.float() / self.tau, t.float() / self.tau
+    def forward(self, s_scores: torch.Tensor, t_scores: torch.Tensor) -> torch.Tensor:
+        if s_scores.shape != t_scores.shape:
+            raise ValueError(
+                f"student scores {tuple(s_scores.shape)} and teacher scores {tuple(t_scores.shape)} differ"
+            )
+        s, t = s_scores.float() / self.tau, t_scores.float() / self.tau
         pt = t.sigmoid()
         if self.beta > 0:
             kl = F.binary_cross_entropy_with_logits(s, pt, reduction="none") * (s.sigmoid() - pt).abs().pow(self.beta)
@@ -178,12 +185,11 @@ class LDLoss(nn.Module):
         super().__init__()
         self.tau = float(tau)
 
-    def forward(self, s: torch.Tensor, t: torch.Tensor, t_scores: torch.Tensor) -> torch.Tensor:
-        if s.shape != t.shape:
-            raise ValueError(f"student boxes {tuple(s.shape)} and teacher boxes {tuple(t.shape)} differ")
-        n, _, a = s.shape
-        log_ps = F.log_softmax(s.float().view(n, 4, -1, a) / self.tau, dim=2)
-        log_pt = F.log_softmax(t.float().view(n, 4, -1, a) / self.tau, dim=2)
+    def forward(self, s_boxes: torch.Tensor, t_boxes: torch.Tensor, t_scores: torch.Tensor) -> torch.Tensor:
+        _check_boxes(s_boxes, t_boxes)
+        n, _, a = s_boxes.shape
+        log_ps = F.log_softmax(s_boxes.float().view(n, 4, -1, a) / self.tau, dim=2)
+        log_pt = F.log_softmax(t_boxes.float().view(n, 4, -1, a) / self.tau, dim=2)
         kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=2).mean(dim=1)  # N×A
         w = t_scores.float().sigmoid().amax(dim=1)  # N×A
         return (w * kl).sum() * self.tau**2 / w.sum().clamp(min=1.0)
@@ -213,11 +219,14 @@ class BoxKDLoss(nn.Module):
         self.weights = weights
 
     def forward(
-        self, s: torch.Tensor, t: torch.Tensor, t_scores: torch.Tensor, s_scores: torch.Tensor | None = None
+        self,
+        s_boxes: torch.Tensor,
+        t_boxes: torch.Tensor,
+        t_scores: torch.Tensor,
+        s_scores: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if s.shape != t.shape:
-            raise ValueError(f"student boxes {tuple(s.shape)} and teacher boxes {tuple(t.shape)} differ")
-        giou = bbox_iou(self.decode(s), self.decode(t), xywh=False, GIoU=True).squeeze(-1)  # N×A
+        _check_boxes(s_boxes, t_boxes)
+        giou = bbox_iou(self.decode(s_boxes), self.decode(t_boxes), xywh=False, GIoU=True).squeeze(-1)  # N×A
         if self.weights == "bckd":
             if s_scores is None:
                 raise ValueError("weights='bckd' needs the student's class scores s_scores")
@@ -251,5 +260,7 @@ class CrossKDLoss(nn.Module):
         self.cls = ClassKDLoss(cls_tau, beta=cls_beta)
         self.ld = LDLoss(ld_tau)
 
-    def forward(self, s_scores: torch.Tensor, s_boxes: torch.Tensor, t_scores: torch.Tensor, t_boxes: torch.Tensor):
-        return self.cls(s_scores, t_scores) + self.ld(s_boxes, t_boxes, t_scores)
+    def forward(
+        self, cross_scores: torch.Tensor, cross_boxes: torch.Tensor, t_scores: torch.Tensor, t_boxes: torch.Tensor
+    ) -> torch.Tensor:
+        return self.cls(cross_scores, t_scores) + self.ld(cross_boxes, t_boxes, t_scores)

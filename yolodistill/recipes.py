@@ -7,7 +7,7 @@ arguments: `yolodistill train ... recipe=cwd cwd=2.0 cwd_tau=4`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -15,43 +15,62 @@ import yaml
 
 from .adapters import ADAPTERS
 from .losses import BoxKDLoss
+from .registry import TABLE
 from .utils import DistillError, bundled, suggest
 
 DEFAULT_RECIPE = "head_kd"  # chosen by benchmarks/efficacy.py (README "Results")
 LOWRES_RECIPE = "lowres"  # the default when teacher_imgsz > imgsz (LD needs one grid, so head_kd cannot be it)
 OTHER_RECIPES = ("head_pkd", "cwd_mimic")  # measured beside it in the full efficacy run
-# every loss a recipe can weight, in column order
-LOSSES = ("cwd", "mimic", "pkd", "cls_kd", "ld", "box_kd", "cross_kd")
-HEAD_LOSSES = ("cls_kd", "ld", "box_kd", "cross_kd")
+# every loss a recipe can weight, in column order, and those that read the Detect head: from the table of losses
+LOSSES = tuple(TABLE)
+HEAD_LOSSES = tuple(name for name, row in TABLE.items() if row.head)
 SCHEDULES = ("constant", "linear", "cosine")
+
+
+def _key(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A recipe field and its help (what `yolodistill help` prints, as Ultralytics' cfg/default.yaml comments do)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """What to distil and how much. Loss weights are gains like Ultralytics' `box`/`cls`/`dfl`; 0 turns a loss off."""
+    """What to distil and how much. Loss weights are gains like Ultralytics' `box`/`cls`/`dfl`; 0 turns a loss off.
+    Each loss's weight is named as its row in `registry.TABLE`; each field's help is `yolodistill help`'s."""
 
-    cwd: float = 0.0  # weight of CWDLoss
-    cwd_tau: float = 1.0  # CWD temperature τ
-    mimic: float = 0.0  # weight of MimicLoss
-    pkd: float = 0.0  # weight of PKDLoss (Pearson-correlation feature matching)
-    feature_weighted: bool = False  # weight mimic and PKD per location by the teacher's top class score there
-    cls_kd: float = 0.0  # weight of ClassKDLoss (head: class scores)
-    cls_kd_tau: float = 1.0  # its temperature τ
-    cls_kd_weighted: bool = False  # weight each anchor by the teacher's top class score
-    cls_kd_beta: float = 0.0  # BCKD's quality-focal exponent β on |p_S − p_T| (0: plain binary KL); also CrossKD's
-    ld: float = 0.0  # weight of LDLoss (head: DFL box distributions)
-    ld_tau: float = 1.0  # its temperature τ
-    box_kd: float = 0.0  # weight of BoxKDLoss (head: GIoU of the decoded boxes)
-    box_kd_weights: str = "teacher"  # its anchor weights: teacher (top teacher score) | bckd (top score disagreement)
-    cross_kd: float = 0.0  # weight of CrossKDLoss (student head features via the teacher's head; cls_kd_tau, ld_tau)
-    cross_kd_align: bool = False  # CrossKD's align_scale: student maps at the cut get the teacher's channel stats
-    balance: float = 0.0  # > 0: all weights rescaled once so distillation = balance × detection loss (first steps)
-    schedule: str = "constant"  # all distillation weights over training: constant | linear | cosine (1 → 0.1)
-    off_close_mosaic: bool = False  # no distillation in the final close_mosaic epochs (fine-tuning on plain images)
-    levels: tuple[float, ...] | None = None  # per-level weights (one per tap); None = all 1
-    adapter: str = "conv"  # student→teacher channel adapter: conv | conv_bn
-    teacher_layers: tuple[int, ...] | None = None  # teacher layer indices to tap; None = inputs of its Detect head
-    student_layers: tuple[int, ...] | None = None  # student layer indices to tap; None = inputs of its Detect head
+    cwd: float = _key(0.0, "weight of CWDLoss (channel-wise distillation of the tapped maps)")
+    cwd_tau: float = _key(1.0, "CWD temperature τ")
+    mimic: float = _key(0.0, "weight of MimicLoss (mean squared error of the adapted maps)")
+    pkd: float = _key(0.0, "weight of PKDLoss (Pearson-correlation feature matching)")
+    feature_weighted: bool = _key(False, "true: weight mimic and PKD per location by the teacher's top class score")
+    cls_kd: float = _key(0.0, "weight of ClassKDLoss (head: class scores at every anchor)")
+    cls_kd_tau: float = _key(1.0, "its temperature τ (also CrossKD's class term)")
+    cls_kd_weighted: bool = _key(False, "true: weight each anchor by the teacher's top class score")
+    cls_kd_beta: float = _key(
+        0.0, "BCKD's quality-focal exponent β on |p_S − p_T| (0: plain binary KL); also CrossKD's"
+    )
+    ld: float = _key(0.0, "weight of LDLoss (head: DFL box distributions); needs teacher_imgsz == imgsz")
+    ld_tau: float = _key(1.0, "its temperature τ (also CrossKD's box term)")
+    box_kd: float = _key(0.0, "weight of BoxKDLoss (head: GIoU of the decoded boxes); needs teacher_imgsz == imgsz")
+    box_kd_weights: str = _key(
+        "teacher", "its anchor weights: teacher (top teacher score) | bckd (top score disagreement)", BoxKDLoss.WEIGHTS
+    )
+    cross_kd: float = _key(0.0, "weight of CrossKDLoss (the student's head features through the teacher's head)")
+    cross_kd_align: bool = _key(False, "true: CrossKD's align_scale, student maps at the cut get the teacher's stats")
+    balance: float = _key(0.0, "> 0: all weights rescaled once so distillation starts at balance × the detection loss")
+    schedule: str = _key(
+        "constant", "all distillation weights over training: constant | linear | cosine (1 → 0.1)", SCHEDULES
+    )
+    off_close_mosaic: bool = _key(False, "true: no distillation in the final close_mosaic epochs")
+    levels: tuple[float, ...] | None = _key(
+        None, "per-level weights of the feature losses, one per tap (default all 1)"
+    )
+    adapter: str = _key("conv", "student→teacher channel adapter: conv | conv_bn", ADAPTERS)
+    teacher_layers: tuple[int, ...] | None = _key(
+        None, "teacher layer indices to tap (default: its Detect head's inputs)"
+    )
+    student_layers: tuple[int, ...] | None = _key(
+        None, "student layer indices to tap (default: its Detect head's inputs)"
+    )
 
     def weights(self) -> dict[str, float]:
         """The losses in use and their weights, in a fixed order (the order of the loss columns)."""
@@ -65,7 +84,7 @@ class Recipe:
     @property
     def uses_features(self) -> bool:
         """True when a loss needs tapped feature maps (and so the adapters)."""
-        return any(name not in HEAD_LOSSES for name in self.weights())
+        return any(TABLE[name].features for name in self.weights())
 
     def factor(self, epoch: int, epochs: int, close_mosaic: int = 0) -> float:
         """Multiplier of every distillation weight in `epoch` (0-based) of `epochs`: the `schedule` decays it from 1
@@ -86,6 +105,11 @@ class Recipe:
 
 
 RECIPE_KEYS = tuple(f.name for f in fields(Recipe))
+
+
+def recipe_help(indent: int = 2, width: int = 18) -> str:
+    """One line per recipe key with its help: the key list of `yolodistill help`."""
+    return "\n".join(f"{' ' * indent}{f.name:<{width}}{f.metadata['help']}" for f in fields(Recipe))
 
 
 def available() -> list[str]:
@@ -126,10 +150,13 @@ def _bool(v: Any) -> bool:
     raise ValueError(f"{v!r} is not true or false")
 
 
-_CONVERT = {k: float for k in (*LOSSES, "cwd_tau", "cls_kd_tau", "ld_tau", "cls_kd_beta", "balance")}
-_CONVERT.update(levels=_floats, adapter=str, teacher_layers=_ints, student_layers=_ints, schedule=str)
-_CONVERT.update(cls_kd_weighted=_bool, off_close_mosaic=_bool, feature_weighted=_bool, cross_kd_align=_bool)
-_CONVERT.update(box_kd_weights=str)
+# each key's conversion from a YAML or command-line value, by its field's type
+_BY_TYPE = {"float": float, "bool": _bool, "str": str, "tuple[float, ...] | None": _floats}
+_BY_TYPE["tuple[int, ...] | None"] = _ints
+_CONVERT = {f.name: _BY_TYPE[f.type] for f in fields(Recipe)}
+_TAUS = tuple(k for k in RECIPE_KEYS if k.endswith("_tau"))  # temperatures: > 0
+_FACTORS = tuple(k for k, c in _CONVERT.items() if c is float and k not in (*LOSSES, *_TAUS))  # >= 0, 0 = off
+_CHOICES = {f.name: f.metadata["choices"] for f in fields(Recipe) if f.metadata["choices"]}
 
 
 def load_recipe_value(key: str, value: Any) -> Any:
@@ -150,20 +177,17 @@ def _check(values: dict[str, Any], source: str) -> Recipe:
         ) from e
     if min(getattr(r, k) for k in LOSSES) < 0 or (r.levels and min(r.levels) < 0):
         raise DistillError(f"negative loss weight in {source}: weights must be >= 0")
-    for key in ("cls_kd_beta", "balance"):
+    for key in _FACTORS:
         if getattr(r, key) < 0:
             raise DistillError(f"{key}={getattr(r, key)} in {source}: it must be >= 0 (0 = off)")
-    if r.box_kd_weights not in BoxKDLoss.WEIGHTS:
-        raise suggest(r.box_kd_weights, BoxKDLoss.WEIGHTS, what=f"box_kd_weights in {source}")
-    for key in ("cwd_tau", "cls_kd_tau", "ld_tau"):
+    for key in _TAUS:
         if getattr(r, key) <= 0:
             raise DistillError(f"{key}={getattr(r, key)} in {source}: the temperature must be > 0")
     if r.feature_weighted and not (r.mimic > 0 or r.pkd > 0):
         raise DistillError(f"feature_weighted in {source} weights mimic and pkd, but both are 0: set one of them > 0")
-    if r.schedule not in SCHEDULES:
-        raise suggest(r.schedule, SCHEDULES, what=f"schedule in {source}")
-    if r.adapter not in ADAPTERS:
-        raise suggest(r.adapter, ADAPTERS, what=f"adapter in {source}")
+    for key, choices in _CHOICES.items():
+        if getattr(r, key) not in choices:
+            raise suggest(getattr(r, key), choices, what=f"{key} in {source}")
     return r
 
 

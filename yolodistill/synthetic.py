@@ -58,9 +58,9 @@ class Style:
 
 
 HARD = Style()
-# The benchmarks' and the demo's default (issue 12): four classes that differ in outline or interior, larger objects,
-# fewer hard negatives and less clutter, so a YOLOv8n from scratch learns in minutes on a CPU while a YOLOv8s teacher
-# trained for longer stays well ahead (measured figures in benchmarks/efficacy.py and README "Results").
+# The benchmarks' and the demo's default (the benchmark regime): four classes that differ in outline or interior,
+# larger objects, fewer hard negatives and less clutter, so a YOLOv8n from scratch learns in minutes on a CPU while a
+# YOLOv8s teacher trained for longer stays well ahead (measured figures in benchmarks/efficacy.py and README "Results").
 GENTLE = Style(
     classes=("disc", "ring", "square", "oval"),
     objects=(1, 6),

@@ -8,35 +8,34 @@ Ultralytics runs the loop (data, loss, optimizer, EMA, validation, checkpoints, 
   - keep adapters, recipe and teacher path in an extra checkpoint key          (save_model, _load_checkpoint_state)
   - write every checkpoint file atomically                                     (save_model, final_eval)
   - on resume, keep results.csv to the epochs the checkpoint holds             (resume_training)
+Where one of them points an attribute Ultralytics reads elsewhere for a call, seams.py lists it with the Ultralytics
+behaviour it relies on.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-import os
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-import ultralytics.engine.trainer as engine
 from torch import nn
 from ultralytics.cfg import cfg2dict
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
 from ultralytics.utils.patches import override_configs, torch_load
-from ultralytics.utils.torch_utils import strip_optimizer, unwrap_model
+from ultralytics.utils.torch_utils import unwrap_model
 
 from .alignment import student_size
 from .checks import DISTILL_ARGS, check_args, check_device, merge_cfg, preflight, resume_args
 from .data import resolve_data
 from .distiller import Distiller
-from .utils import DistillError
+from .seams import swapped
+from .utils import DistillError, replace_atomic, write_atomic
 
 # the events at which Ultralytics' integrations log trainer.args
 TRACKED_EVENTS = ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_start")
@@ -81,35 +80,6 @@ def average_gradients(params: list[nn.Parameter]) -> None:
     for g in grads:
         dist.all_reduce(g)
         g.div_(world)
-
-
-def _temporary(path: Path) -> Path:
-    """Where a new `path` is written before it replaces the old one (same folder, so the rename stays atomic)."""
-    return path.with_name(f".{path.name}.tmp")
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    """Flush `tmp` to disk, then rename it over `path` (atomic on POSIX and Windows): readers and a later resume see
-    the old content or the new, whatever moment a kill comes."""
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically."""
-    tmp = _temporary(path)
-    tmp.write_bytes(data)
-    _replace(tmp, path)
-
-
-def _strip_atomic(f: str | Path, s: str = "", updates: dict | None = None) -> dict:
-    """Ultralytics' strip_optimizer, writing to a temporary file that then replaces the target (`s`, or `f`)."""
-    target = Path(s or f)
-    ckpt = strip_optimizer(f, s=_temporary(target), updates=updates)
-    if ckpt:  # {} when `f` is not a checkpoint: strip_optimizer wrote nothing
-        _replace(_temporary(target), target)
-    return ckpt
 
 
 def _drop_rows_after(path: Path, epoch: int) -> list[int]:
@@ -164,16 +134,7 @@ class DistillationTrainer(DetectionTrainer):
         # Ultralytics has just seeded the global RNG; the adapters are initialised off it, so that a run with a given
         # seed starts from the same student weights and sees the same batches as `yolo train` with that seed.
         with torch.random.fork_rng(devices=[]):
-            self.distiller = Distiller(
-                self.plan.teacher,
-                self.plan.recipe,
-                self.plan.teacher_layers,
-                self.plan.student_layers,
-                self.plan.teacher_channels,
-                self.plan.student_channels,
-                self.plan.student_head_channels,
-                self.plan.teacher_classes,
-            ).to(self.device)
+            self.distiller = Distiller.from_plan(self.plan).to(self.device)
         self.add_callback("on_train_epoch_start", _apply_schedule)
         self.add_callback("on_train_epoch_end", _report_dropped_steps)
         if RANK in {-1, 0}:
@@ -235,14 +196,12 @@ class DistillationTrainer(DetectionTrainer):
         outside it otherwise, because validators and exporters re-check args against Ultralytics' own keys."""
         if event not in TRACKED_EVENTS:
             return super().run_callbacks(event)
-        with self._args_with({f"yolodistill_{k}": v for k, v in self.tracked_settings().items()}):
+        with swapped(self.args, **{f"yolodistill_{k}": v for k, v in self.tracked_settings().items()}):
             super().run_callbacks(event)
 
     def tracked_settings(self) -> dict[str, Any]:
         """What experiment trackers should record of the distillation: teacher path and hash, recipe, its values."""
-        recipe = {k: str(v) if isinstance(v, list) else v for k, v in self.plan.recipe.to_dict().items()}
-        return {"teacher": str(self.distill_args["teacher"]), "teacher_sha256": self.plan.teacher_sha256,
-                "recipe": self.plan.recipe_name, "teacher_imgsz": self.plan.teacher_imgsz, **recipe}  # fmt: skip
+        return {k: str(v) if isinstance(v, list) else v for k, v in self.plan.settings().items()}
 
     @property
     def lowres(self) -> bool:
@@ -271,12 +230,9 @@ class DistillationTrainer(DetectionTrainer):
         """Ultralytics profiles a training step of `self.model` at a few batch sizes (CUDA only); the profiled step
         here also runs the teacher, at its own size, keeping its outputs alive through the student's step as a real
         step does, so the chosen batch leaves room for it."""
-        student = self.model
-        self.model = _StepWithTeacher(student, self.distiller.teacher, self.plan.teacher_imgsz / self.args.imgsz)
-        try:
+        step = _StepWithTeacher(self.model, self.distiller.teacher, self.plan.teacher_imgsz / self.args.imgsz)
+        with swapped(self, model=step):
             batch = super().auto_batch()
-        finally:
-            self.model = student
         LOGGER.info(f"{colorstr('distill:')} auto-batch chose batch={batch}, profiling student and teacher together")
         return batch
 
@@ -289,11 +245,8 @@ class DistillationTrainer(DetectionTrainer):
         if self.world_size > 1:  # outside the DDP-wrapped student: average their gradients across ranks here
             average_gradients(adapters)
         plain = self.model.parameters
-        self.model.parameters = lambda recurse=True: itertools.chain(plain(recurse), adapters)
-        try:
+        with swapped(self.model, parameters=lambda recurse=True: itertools.chain(plain(recurse), adapters)):
             super().optimizer_step()
-        finally:
-            del self.model.parameters  # the class's method again
 
     def build_optimizer(self, model: nn.Module, *args, **kwargs) -> torch.optim.Optimizer:
         """The student's optimizer, with the adapters in the same parameter groups."""
@@ -312,7 +265,7 @@ class DistillationTrainer(DetectionTrainer):
         worker per GPU, each rebuilding the trainer from `trainer.args`, which then carries the distillation args."""
         try:
             if self.ddp:
-                with self._args_with(self.worker_args()):
+                with swapped(self.args, **self.worker_args()):
                     super().train()
             else:
                 super().train()
@@ -321,19 +274,7 @@ class DistillationTrainer(DetectionTrainer):
 
     def worker_args(self) -> dict[str, Any]:
         """yolodistill's args as a DDP worker (or any rebuilt trainer) needs them: resolved recipe and sizes."""
-        return {**self.plan.recipe.to_dict(), "teacher": str(self.distill_args["teacher"]),
-                "recipe": self.plan.recipe_name, "teacher_imgsz": self.plan.teacher_imgsz}  # fmt: skip
-
-    @contextmanager
-    def _args_with(self, extra: dict[str, Any]):
-        """`trainer.args` with `extra` keys for a while (they stay out of it otherwise: validators and exporters
-        re-check args against Ultralytics' own keys)."""
-        vars(self.args).update(extra)
-        try:
-            yield self.args
-        finally:
-            for k in extra:
-                vars(self.args).pop(k, None)
+        return self.plan.args()
 
     def label_loss_items(self, loss_items: dict | None = None, prefix: str = "train"):
         """Validation has no distillation columns: the teacher never runs on validation images."""
@@ -348,16 +289,7 @@ class DistillationTrainer(DetectionTrainer):
     def distill_state(self, adapters: bool = True) -> dict[str, Any]:
         """The extra checkpoint key (also run_dir/distill.yaml without the adapters): enough to resume exactly, with
         plain types and tensors only, so checkpoints load without yolodistill."""
-        state = {
-            "teacher": str(self.distill_args["teacher"]),
-            "teacher_sha256": self.plan.teacher_sha256,
-            "imgsz": self.args.imgsz,
-            "recipe_name": str(self.distill_args["recipe"]),
-            "recipe": self.plan.recipe.to_dict(),
-            "teacher_imgsz": self.plan.teacher_imgsz,
-            "teacher_layers": self.plan.teacher_layers,
-            "student_layers": self.plan.student_layers,
-        }
+        state = self.plan.state(self.args.imgsz)
         if adapters:
             state["adapters"] = {k: v.detach().cpu() for k, v in self.distiller.adapters.state_dict().items()}
             state["balance"] = self.distiller.balance.state()
@@ -368,13 +300,9 @@ class DistillationTrainer(DetectionTrainer):
         place. Here it writes them into a staging folder instead; the checkpoint is read back once, given the extra
         key, and each file is moved into place with os.replace, so a kill at any moment leaves either the old file or
         the new one, never a truncated one."""
-        real = self.wdir, self.last, self.best
         staging = self.wdir / ".staging"
-        self.wdir, self.last, self.best = staging, staging / self.last.name, staging / self.best.name
-        try:
+        with swapped(self, wdir=staging, last=staging / self.last.name, best=staging / self.best.name):
             saved = super().save_model()
-        finally:
-            self.wdir, self.last, self.best = real
         if not saved:
             return False
         ckpt = torch_load(io.BytesIO((staging / self.last.name).read_bytes()), map_location="cpu")
@@ -393,10 +321,24 @@ class DistillationTrainer(DetectionTrainer):
 
     def final_eval(self):
         """Ultralytics' final_eval strips the optimizer from last.pt and best.pt by rewriting them in place
-        (strip_optimizer), with no extension point; a kill then would leave a truncated file. Its module-level helper
-        is swapped, for this call only, for one that writes beside the file and moves it into place."""
-        with patch.object(engine, "strip_optimizer", _strip_atomic):
+        (strip_optimizer), with no extension point; a kill then would leave a truncated file. Here it strips copies
+        in the staging folder (its log names them), which then replace the files atomically."""
+        if RANK not in {-1, 0}:  # Ultralytics strips on rank 0 only; the other ranks validate best.pt as it is
             return super().final_eval()
+        staging = self.wdir / ".staging"
+        staging.mkdir(exist_ok=True)
+        for path in (self.last, self.best):
+            if path.exists():
+                shutil.copyfile(path, staging / path.name)
+        try:
+            with swapped(self, last=staging / self.last.name, best=staging / self.best.name):
+                result = super().final_eval()
+            for path in (self.last, self.best):  # only after a whole strip: a failed one leaves the files as they were
+                if (staging / path.name).exists():
+                    replace_atomic(staging / path.name, path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return result
 
     def resume_training(self, ckpt: dict | None) -> None:
         """Ultralytics appends an epoch's row to results.csv before it writes that epoch's checkpoint, and the resumed

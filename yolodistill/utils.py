@@ -1,10 +1,12 @@
-"""Small shared helpers: the one-line user error, suggestions for misspelled keys, bundled resource paths."""
+"""Small shared helpers: the one-line user error, suggestions for misspelled keys, bundled resource paths, atomic file
+replacement."""
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -34,3 +36,31 @@ def cache_home() -> Path:
     """Where generated datasets and demo teachers are cached: $YOLODISTILL_HOME, else ~/.cache/yolodistill."""
     env = os.environ.get("YOLODISTILL_HOME")
     return Path(env) if env else Path.home() / ".cache" / "yolodistill"
+
+
+def replace_atomic(src: Path, path: Path) -> None:
+    """Flush `src` to disk, then rename it over `path` (same file system; atomic on POSIX and Windows): readers, and a
+    run resumed after a kill at any moment, see the old content or the new, never a truncated file."""
+    with open(src, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(src, path)
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` (`.name.tmp`) to write the new content to; on leaving, it replaces `path`
+    atomically (`replace_atomic`). Where nothing was written `path` stays as it is; on an error the temporary goes."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if tmp.exists():
+        replace_atomic(tmp, path)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)

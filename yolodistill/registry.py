@@ -1,0 +1,137 @@
+"""The table of losses: for each loss a recipe can weight, its class, the named inputs it takes, the recipe keys its
+constructor reads and its own compatibility check (cf. MMRazor's `loss_forward_mappings`, torchdistill's registry).
+
+`Distiller` builds its losses from the rows and calls each with keywords from one dict of inputs; recipes.py derives
+its loss keys from the table; checks.py runs each row's check before training. Adding a loss is its class
+(losses.py), its row here and its recipe fields (recipes.py: the weight, named as the row, and its parameters).
+
+The inputs, as `Distiller.forward` fills them (K classes, A anchors over all levels, R DFL bins per box side):
+    student_maps, teacher_maps   per tapped level, the adapted student map and the teacher's, both N×C×H×W
+    masks                        per level the teacher's top class score, N×1×H×W (with `feature_weighted`, else None)
+    s_scores, t_scores           class logits N×K×A of student and teacher (the student's on the teacher's anchors)
+    s_boxes, t_boxes             DFL box logits N×4R×A of student and teacher
+    cross_scores, cross_boxes    CrossKD's cross predictions (`crosshead.CrossHead`), N×K×A and N×4R×A
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+from .crosshead import CUT, branches
+from .losses import BoxKDLoss, ClassKDLoss, CrossKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
+from .utils import DistillError
+
+if TYPE_CHECKING:
+    from .recipes import Recipe
+
+FEATURE_INPUTS = ("student_maps", "teacher_maps", "masks")
+HEAD_INPUTS = ("s_scores", "t_scores", "s_boxes", "t_boxes", "cross_scores", "cross_boxes")
+
+
+@dataclass(frozen=True)
+class Heads:
+    """What a compatibility check sees: both models' Detect heads, the number of teacher classes distilled (the
+    data's, picked by name, or all of its own) and whether the student sees lower-resolution images."""
+
+    teacher: nn.Module
+    student: nn.Module
+    teacher_nc: int
+    lowres: bool
+
+
+@dataclass(frozen=True)
+class LossRow:
+    """One loss: `loss(**{arg: recipe.<key> for arg, key in params})` is called with `inputs` as keywords; `check`
+    (name, heads) raises a one-line DistillError where the two models cannot be compared this way."""
+
+    loss: type[nn.Module]
+    inputs: tuple[str, ...]
+    params: Mapping[str, str]
+    check: Callable[[str, Heads], None] | None = None
+
+    def __post_init__(self):
+        # a row whose inputs the loss does not take fails at import, not in the first training step
+        unknown = set(self.inputs) - {*FEATURE_INPUTS, *HEAD_INPUTS}
+        if unknown:
+            raise TypeError(f"{self.loss.__name__}: unknown inputs {sorted(unknown)}")
+        inspect.signature(self.loss.forward).bind(None, **dict.fromkeys(self.inputs))
+        inspect.signature(self.loss).bind(**dict.fromkeys(self.params))
+
+    @property
+    def head(self) -> bool:
+        """True when the loss reads the Detect head's outputs (the teacher then runs its head too)."""
+        return any(k in HEAD_INPUTS for k in self.inputs)
+
+    @property
+    def features(self) -> bool:
+        """True when the loss reads tapped feature maps (and so needs the adapters)."""
+        return "student_maps" in self.inputs
+
+    def build(self, recipe: Recipe) -> nn.Module:
+        """The loss module with its parameters from `recipe`."""
+        return self.loss(**{arg: getattr(recipe, key) for arg, key in self.params.items()})
+
+
+def _equal_classes(name: str, heads: Heads) -> None:
+    if heads.teacher_nc != heads.student.nc:
+        raise DistillError(
+            f"{name} needs equal classes, but the teacher has {heads.teacher_nc} and the student {heads.student.nc}: "
+            f"set {name}=0"
+        )
+
+
+def _equal_box_grids(name: str, heads: Heads) -> None:
+    """DFL bins count grid cells of the image each model saw: same bins per side and the same grid."""
+    if heads.teacher.reg_max != heads.student.reg_max:
+        raise DistillError(
+            f"{name} needs equal box distributions, but the teacher's head has reg_max={heads.teacher.reg_max} and the "
+            f"student's {heads.student.reg_max} (an end-to-end head?): set {name}=0 or use a teacher of the student's "
+            "family"
+        )
+    if heads.lowres:
+        raise DistillError(
+            f"{name} needs teacher_imgsz == imgsz (boxes on one grid): set {name}=0 for a lower-resolution student"
+        )
+
+
+def _cuttable_heads(name: str, heads: Heads) -> None:
+    for who, head in (("teacher", heads.teacher), ("student", heads.student)):
+        if not all(isinstance(b, nn.Sequential) and len(b) > CUT for b in branches(head)):
+            raise DistillError(
+                f"{name} needs a {who} head whose box and class branches run at least {CUT + 1} blocks (as "
+                f"Ultralytics' Detect heads do), but {type(head).__name__} does not: set {name}=0"
+            )
+    if len(branches(heads.teacher)) != len(branches(heads.student)):
+        raise DistillError(f"{name} needs teacher and student heads with equal levels: set {name}=0")
+
+
+_MAPS = ("student_maps", "teacher_maps")
+
+# name (the recipe's weight key and the `<name>_loss` column) → row, in the order of the loss columns
+TABLE: dict[str, LossRow] = {
+    "cwd": LossRow(CWDLoss, _MAPS, {"tau": "cwd_tau", "level_weights": "levels"}),
+    "mimic": LossRow(MimicLoss, (*_MAPS, "masks"), {"level_weights": "levels"}),
+    "pkd": LossRow(PKDLoss, (*_MAPS, "masks"), {"level_weights": "levels"}),
+    "cls_kd": LossRow(
+        ClassKDLoss,
+        ("s_scores", "t_scores"),
+        {"tau": "cls_kd_tau", "score_weighted": "cls_kd_weighted", "beta": "cls_kd_beta"},
+        _equal_classes,
+    ),
+    "ld": LossRow(LDLoss, ("s_boxes", "t_boxes", "t_scores"), {"tau": "ld_tau"}, _equal_box_grids),
+    "box_kd": LossRow(
+        BoxKDLoss, ("s_boxes", "t_boxes", "t_scores", "s_scores"), {"weights": "box_kd_weights"}, _equal_box_grids
+    ),
+    # CrossKD's terms are class KD and LD: it shares their temperatures and BCKD's β (README, Recipes)
+    "cross_kd": LossRow(
+        CrossKDLoss,
+        ("cross_scores", "cross_boxes", "t_scores", "t_boxes"),
+        {"cls_tau": "cls_kd_tau", "ld_tau": "ld_tau", "cls_beta": "cls_kd_beta"},
+        _cuttable_heads,
+    ),
+}
