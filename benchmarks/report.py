@@ -106,10 +106,10 @@ GENERATORS = {"suite": lambda: suite_tables(json.loads((RESULTS / "suite.json").
 def render(readme: str) -> str:
     """`readme` with every generated part replaced by what its JSON gives now."""
     for name, make in GENERATORS.items():
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.S)
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)  # empty between, too
         if pattern.search(readme):
             text = make()
-            readme = pattern.sub(lambda m, text=text: m.group(1) + text + m.group(2), readme)
+            readme = pattern.sub(lambda m, text=text: m.group(1) + text + "\n" + m.group(2), readme)
     return readme
 
 
