@@ -164,7 +164,7 @@ def test_overhead_script(tmp_path, data_yaml):
 
 
 @pytest.mark.slow
-def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, teacher_pt):
+def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, teacher_pt, monkeypatch):
     toy = ["--set", f"data={data_yaml}", f"teacher={teacher_pt}", f"pretrained.pretrained_on={data_yaml}",
            f"imgsz={IMGSZ}", "epochs=1", "batch=8", "pretrained_epochs=1", "--seeds", "0", "--recipes",
            "head_kd:balance=0.5", "--out", "suite_toy"]  # fmt: skip
@@ -193,7 +193,7 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     assert yaml.safe_load(distill.read_text())["recipe"]["cls_kd"] == load_recipe("head_kd").cls_kd
 
     readme = "intro\n<!-- suite:start -->\nold\n<!-- suite:end -->\nrest\n"
-    report.GENERATORS["suite"] = lambda: report.suite_tables(second)
+    monkeypatch.setitem(report.GENERATORS, "suite", lambda: report.suite_tables(second))
     text = report.render(readme)
     assert text.startswith("intro\n<!-- suite:start -->\n| regime |") and text.endswith("<!-- suite:end -->\nrest\n")
     assert "| `yolodistill:head_kd:balance=0.5` | " in text and "| `yolodistill:head_kd` *default* | " in text
@@ -211,3 +211,9 @@ def test_goal_names_what_is_missed():
     assert report.goal({"rows": rows}) == "missed: paired gain not > 2 se"
     rows[1].update(paired_gain_se=0.001)
     assert report.goal({"rows": rows}) == "met"
+
+
+def test_readme_tables_are_what_the_json_gives():
+    """README's generated parts match benchmarks/results/*.json: run `python benchmarks/report.py` after a benchmark."""
+    readme = report.README.read_text()
+    assert report.render(readme) == readme
