@@ -9,8 +9,8 @@ epochs, so the same steps per epoch on the 10 %):
 - the student on the 10 % alone, and the student on all labels (the ceiling);
 - for each teacher, distilled on the 10 % (the default recipe), and distilled on the 10 % plus the unlabelled 90 %.
 
-The teachers: a YOLOv8s pretrained on `synthetic` and fine-tuned on the same 10 % (a bigger model on the same labels),
-and the suite's YOLOv8s trained on all labels. Each distilled row is read by its paired gain over the student on the
+The teachers: a YOLOv8s pretrained on `synthetic` (10 epochs) and fine-tuned on the same 10 % (60 epochs: a bigger
+model on the same labels), and the suite's YOLOv8s trained on all labels. Each distilled row is read by its paired gain over the student on the
 10 % and by the share of the gap from "10 % labels" to "all labels" it recovers,
 R = (mAP − mAP_10%) / (mAP_all − mAP_10%); each `+ unlabeled` row also by its paired gain over the distilled row on the
 10 % alone with the same teacher. Validation only after the last epoch (`val=False`: best.pt is the last), two
@@ -42,7 +42,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--data", default="shapes", help="data yaml or datasets.yaml name")
     p.add_argument("--labelled", type=float, default=0.1, help="share of the train images whose labels are kept")
     p.add_argument("--pretrain-data", default="synthetic", help="where students and the 10 %% teacher start from")
-    p.add_argument("--pretrain-epochs", type=int, default=30)
+    p.add_argument("--pretrain-epochs", type=int, default=30, help="the student's (the suite's pretrained student)")
+    p.add_argument("--teacher-pretrain-epochs", type=int, default=10)
     p.add_argument("--teacher", default="yolov8s.yaml")
     p.add_argument("--teacher-epochs", type=int, default=60, help="the 10 %% teacher's fine-tuning")
     p.add_argument("--full-teacher-epochs", type=int, default=50, help="the all-labels teacher (the suite's)")
@@ -95,16 +96,17 @@ def main() -> None:
     shared = dict(imgsz=args.imgsz, batch=args.batch, device=args.device, workers=0)
     source = resolve_data(args.pretrain_data)
     student = str(trained(args.student, source, args.pretrain_epochs, args.imgsz, args.batch, args.device))
-    base = trained(args.teacher, source, args.pretrain_epochs, args.imgsz, args.batch, args.device)
+    base = trained(args.teacher, source, args.teacher_pretrain_epochs, args.imgsz, args.batch, args.device)
+    share = f"{100 * args.labelled:g} % labels"
     teachers = {
-        "10 % labels": teacher_checkpoint(str(base), str(few), args.teacher_epochs, seed=0, **shared),
+        share: teacher_checkpoint(str(base), str(few), args.teacher_epochs, seed=0, **shared),
         "all labels": trained(args.teacher, data, args.full_teacher_epochs, args.imgsz, args.batch, args.device),
     }
     teacher_info = {k: {"checkpoint": str(t), **common.validate(t, data, shared)} for k, t in teachers.items()}
 
     # (row name, method, its train args); each row's runs pair with the student on the 10 % of the same seed
     methods: list[tuple[str, str, dict[str, Any]]] = [
-        ("student, 10 % labels", "student", {"data": str(few)}),
+        (f"student, {share}", "student", {"data": str(few)}),
         ("student, all labels", "student", {"data": data}),
     ]
     for name, t in teachers.items():

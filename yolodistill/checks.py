@@ -118,7 +118,8 @@ class Plan:
         the unlabelled images' source and ratio, and every recipe value (plain types)."""
         return {"teacher": self.teacher_path, "teacher_sha256": self.teacher_sha256, "recipe": self.recipe_name,
                 "teacher_imgsz": self.teacher_imgsz, "unlabeled": self.unlabeled,
-                "unlabeled_ratio": self.unlabeled_ratio, **self.recipe.to_dict()}  # fmt: skip
+                "unlabeled_ratio": self.unlabeled_ratio if self.unlabeled else None,
+                **self.recipe.to_dict()}  # fmt: skip
 
     def args(self) -> dict[str, Any]:
         """`settings()` as yolodistill's train args (keys of DISTILL_ARGS): what a rebuilt trainer (a DDP worker)
@@ -132,7 +133,7 @@ class Plan:
         return {"teacher": s["teacher"], "teacher_sha256": s["teacher_sha256"], "imgsz": imgsz,
                 "recipe_name": s["recipe"], "recipe": self.recipe.to_dict(), "teacher_imgsz": s["teacher_imgsz"],
                 "teacher_layers": self.teacher_layers, "student_layers": self.student_layers,
-                "unlabeled": self.unlabeled, "unlabeled_ratio": self.unlabeled_ratio,
+                "unlabeled": s["unlabeled"], "unlabeled_ratio": s["unlabeled_ratio"],
                 "unlabeled_images": len(self.unlabeled_files),
                 "unlabeled_sha256": list_sha256(self.unlabeled_files) if self.unlabeled else None}  # fmt: skip
 
