@@ -10,8 +10,8 @@ epochs, so the same steps per epoch on the 10 %):
 - for each teacher, distilled on the 10 % (the default recipe), and distilled on the 10 % plus the unlabelled 90 %.
 
 The teachers: a YOLOv8s pretrained on `synthetic` (10 epochs) and fine-tuned on the same 10 % (60 epochs: a bigger
-model on the same labels), and the suite's YOLOv8s trained on all labels. Each distilled row is read by its paired gain over the student on the
-10 % and by the share of the gap from "10 % labels" to "all labels" it recovers,
+model on the same labels), and the suite's YOLOv8s trained on all labels. Each distilled row is read by its paired
+gain over the student on the 10 % and by the share of the gap from "10 % labels" to "all labels" it recovers,
 R = (mAP − mAP_10%) / (mAP_all − mAP_10%); each `+ unlabeled` row also by its paired gain over the distilled row on the
 10 % alone with the same teacher. Validation only after the last epoch (`val=False`: best.pt is the last), two
 trainings side by side, one torch thread each; finished runs are kept (`common.train`), so a cut-off run continues.
