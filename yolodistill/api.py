@@ -17,14 +17,14 @@ class DistillResult(NamedTuple):
 
 
 def distill(
-    teacher: str | Path,
+    teacher: str | Path | list[str | Path],
     student: str | Path,
     data: str | Path,
     recipe: str | Path | None = None,
     unlabeled: str | Path | None = None,
     **train_args: Any,
 ) -> DistillResult:
-    """Distil `teacher` (a detection .pt) into `student` (a model yaml or .pt) on `data`.
+    """Distil `teacher` (a detection .pt, or a list of them: an ensemble) into `student` (a model yaml or .pt) on `data`.
 
     `recipe` None takes the default, `head_kd` (`lowres` when `teacher_imgsz` > `imgsz`). `unlabeled`: images without
     labels to distil from as well (a folder, a .txt list or a glob; `unlabeled_ratio` per labelled image in a batch;
@@ -36,7 +36,8 @@ def distill(
         >>> metrics, best, _ = distill("yolov8l.pt", "yolov8n.yaml", "my.yaml", epochs=100)
         >>> YOLO(best).predict("bus.jpg")
     """
-    overrides = {"teacher": str(teacher), "model": str(student), "data": str(data), "recipe": recipe and str(recipe),
+    teacher = [str(t) for t in teacher] if isinstance(teacher, (list, tuple)) else str(teacher)
+    overrides = {"teacher": teacher, "model": str(student), "data": str(data), "recipe": recipe and str(recipe),
                  "unlabeled": unlabeled and str(unlabeled)}  # fmt: skip
     trainer = DistillationTrainer(overrides={**overrides, **train_args})
     trainer.train()

@@ -21,10 +21,13 @@ Usage: yolodistill COMMAND key=value ...
   help    this text;  --version  the version
 
 Distillation arguments (besides every Ultralytics train argument):
-  teacher         Ultralytics detection checkpoint whose class names include the data's (picked by name)
+  teacher         Ultralytics detection checkpoint whose class names include the data's (picked by name), or a list
+                  teacher=[a.pt,b.pt]: an ensemble, head outputs averaged
   student         model yaml (yolov8n.yaml) or .pt to start from (alias: model; its head is rebuilt for the data)
   recipe          bundled name ({{recipes}}) or path to a recipe yaml; default head_kd (lowres if teacher_imgsz > imgsz)
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
+  unlabeled       images without labels to distil from: a folder, a .txt list or a glob
+  unlabeled_ratio unlabelled images per labelled one in each batch (default 1)
   data            a data yaml or a name from datasets.yaml ({{datasets}})
 
 Recipe keys (a recipe's values, each also a train argument: recipe=cwd cwd=2 cwd_tau=4; 0 turns a loss off):

@@ -57,18 +57,19 @@ class _StudentAndAdapters(nn.Module):
 
 
 class _StepWithTeacher(nn.Module):
-    """What auto-batch profiles: the teacher's no-grad forward (at teacher_imgsz), then the student's forward, with the
-    teacher's outputs held meanwhile."""
+    """What auto-batch profiles: the teachers' no-grad forwards (at teacher_imgsz), then the student's forward, with the
+    teachers' outputs held meanwhile."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, scale: float):
+    def __init__(self, student: nn.Module, teachers: list[nn.Module], scale: float):
         super().__init__()
-        self.student, self.teacher, self.scale = student, teacher, scale
+        self.student, self.teachers, self.scale = student, teachers, scale
         self.yaml, self.stride = student.yaml, student.stride  # what Ultralytics reads of the model meanwhile
 
     def forward(self, x: torch.Tensor) -> dict[str, Any]:
         with torch.no_grad():
-            held = self.teacher(x if self.scale == 1 else F.interpolate(x, scale_factor=self.scale))
-        return {"student": self.student(x), "teacher": held}
+            big = x if self.scale == 1 else F.interpolate(x, scale_factor=self.scale)
+            held = [t(big) for t in self.teachers]
+        return {"student": self.student(x), "teachers": held}
 
 
 def broadcast_from_rank0(params: list[nn.Parameter]) -> None:
@@ -185,6 +186,11 @@ class DistillationTrainer(DetectionTrainer):
             f"losses={r.weights()} taps teacher{self.plan.teacher_layers}→student{self.plan.student_layers} "
             f"adapter={r.adapter} imgsz={self.args.imgsz} teacher_imgsz={self.plan.teacher_imgsz}"
         )
+        if self.plan.members:
+            LOGGER.info(
+                f"{colorstr('distill:')} an ensemble of {1 + len(self.plan.members)} teachers: their class scores and "
+                "box distributions averaged (ensemble.py)"
+            )
         if self.plan.unlabeled:
             LOGGER.info(
                 f"{colorstr('distill:')} unlabeled: found {len(self.plan.unlabeled_files)} images in "
@@ -204,10 +210,12 @@ class DistillationTrainer(DetectionTrainer):
         if 0 < start_epoch < self.args.epochs:
             return
         best = Path(self.args.model).with_name("best.pt")
+        teacher = ckpt[CKPT_KEY]["teacher"]
+        teacher = f"[{','.join(teacher)}]" if isinstance(teacher, list) else teacher  # as the CLI takes a list
         raise DistillError(
             f"'{self.args.model}' is from a finished run (all epochs={self.args.epochs} trained; resume cannot add "
             f"epochs), nothing to resume: to train further, start a new run from its weights, e.g. yolodistill train "
-            f"student={best} teacher={ckpt[CKPT_KEY]['teacher']} data={self.args.data} epochs=N"
+            f"student={best} teacher={teacher} data={self.args.data} epochs=N"
         )
 
     def run_callbacks(self, event: str) -> None:
@@ -279,7 +287,8 @@ class DistillationTrainer(DetectionTrainer):
         """Ultralytics profiles a training step of `self.model` at a few batch sizes (CUDA only); the profiled step
         here also runs the teacher, at its own size, keeping its outputs alive through the student's step as a real
         step does, so the chosen batch leaves room for it."""
-        step = _StepWithTeacher(self.model, self.distiller.teacher, self.plan.teacher_imgsz / self.args.imgsz)
+        teachers = [self.distiller.teacher, *self.distiller.members]
+        step = _StepWithTeacher(self.model, teachers, self.plan.teacher_imgsz / self.args.imgsz)
         with swapped(self, model=step):
             batch = super().auto_batch()
         if self.plan.unlabeled_files:  # a step holds batch + unlabeled_batch(batch) images: leave room for them
