@@ -24,7 +24,7 @@ def distill(
     unlabeled: str | Path | None = None,
     **train_args: Any,
 ) -> DistillResult:
-    """Distil `teacher` (a detection .pt, or a list of them: an ensemble) into `student` (a model yaml or .pt) on `data`.
+    """Distil `teacher` (a detection .pt, or a list: an ensemble) into `student` (a model yaml or .pt) on `data`.
 
     `recipe` None takes the default, `head_kd` (`lowres` when `teacher_imgsz` > `imgsz`). `unlabeled`: images without
     labels to distil from as well (a folder, a .txt list or a glob; `unlabeled_ratio` per labelled image in a batch;
