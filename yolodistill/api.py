@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .trainer import DistillationTrainer
+from . import assistant
+from .trainer import run
 
 
 class DistillResult(NamedTuple):
@@ -29,8 +30,9 @@ def distill(
     `recipe` None takes the default, `head_kd` (`lowres` when `teacher_imgsz` > `imgsz`). `unlabeled`: images without
     labels to distil from as well (a folder, a .txt list or a glob; `unlabeled_ratio` per labelled image in a batch;
     see yolodistill.unlabeled). `train_args` are Ultralytics train arguments (epochs, imgsz, batch, device, ...),
-    `teacher_imgsz`, `unlabeled_ratio` and overrides of any recipe key (the fields of `yolodistill.recipes.Recipe`).
-    Bad input raises `yolodistill.DistillError` with a one-line message before anything is written.
+    `teacher_imgsz`, `unlabeled_ratio`, `assistant` (Teacher–Assistant–Student: yolodistill.assistant) and overrides
+    of any recipe key (the fields of `yolodistill.recipes.Recipe`). Bad input raises `yolodistill.DistillError`
+    with a one-line message before anything is written.
 
     Example:
         >>> metrics, best, _ = distill("yolov8l.pt", "yolov8n.yaml", "my.yaml", epochs=100)
@@ -39,6 +41,6 @@ def distill(
     teacher = [str(t) for t in teacher] if isinstance(teacher, (list, tuple)) else str(teacher)
     overrides = {"teacher": teacher, "model": str(student), "data": str(data), "recipe": recipe and str(recipe),
                  "unlabeled": unlabeled and str(unlabeled)}  # fmt: skip
-    trainer = DistillationTrainer(overrides={**overrides, **train_args})
-    trainer.train()
+    args = {**overrides, **train_args}
+    trainer = assistant.train(args, run) if any(k in args for k in assistant.ASSISTANT_ARGS) else run(args)
     return DistillResult(trainer.validator.metrics, trainer.best, trainer.save_dir)

@@ -27,6 +27,9 @@ Distillation arguments (besides every Ultralytics train argument):
   recipe          bundled name ({{recipes}}) or path to a recipe yaml; default head_kd (lowres if teacher_imgsz > imgsz)
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
   unlabeled       images without labels to distil from: a folder, a .txt list or a glob
+  assistant       true: with teacher_imgsz > imgsz, first train an assistant (the teacher at imgsz, distilled from
+                  it), then distil the student from it at one resolution (Teacher-Assistant-Student); or the
+                  best.pt of an assistant trained before. assistant_epochs: stage 1's epochs (default epochs)
   unlabeled_ratio unlabelled images per labelled one in each batch (default 1)
   data            a data yaml or a name from datasets.yaml ({{datasets}})
 
@@ -54,11 +57,12 @@ def parse(tokens: list[str]) -> dict[str, Any]:
 
 
 def train(args: dict[str, Any]) -> None:
-    """`yolodistill train`: a DistillationTrainer run (`student` is `model`, as the trainer takes it)."""
-    from .trainer import DistillationTrainer
+    """`yolodistill train`: a DistillationTrainer run (`student` is `model`, as the trainer takes it); with
+    `assistant=`, the two runs of Teacher–Assistant–Student (assistant.py)."""
+    from . import assistant
+    from .trainer import run
 
-    trainer = DistillationTrainer(overrides=args)
-    trainer.train()
+    trainer = assistant.train(args, run) if any(k in args for k in assistant.ASSISTANT_ARGS) else run(args)
     print(f"Distilled student: {trainer.best}")
 
 

@@ -426,3 +426,10 @@ class DistillationTrainer(DetectionTrainer):
                 self.distiller.balance.restore(ckpt[CKPT_KEY]["balance"])
         if attached:
             self.distiller.attach(unwrap_model(self.model))
+
+
+def run(args: dict[str, Any]) -> DistillationTrainer:
+    """Train one DistillationTrainer run with `args` (its overrides) and return the trainer."""
+    trainer = DistillationTrainer(overrides=args)
+    trainer.train()
+    return trainer
