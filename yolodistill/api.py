@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .trainer import DistillationTrainer
+from .trainer import trainer_class
 
 
 class DistillResult(NamedTuple):
-    """Ultralytics' detection metrics of the final validation of best.pt, and where best.pt is."""
+    """Ultralytics' metrics of the final validation of best.pt, and where best.pt is."""
 
-    metrics: Any  # ultralytics.utils.metrics.DetMetrics: .box.map, .box.map50, .results_dict
+    metrics: Any  # DetMetrics (.box.map, .results_dict), or the task's: SegmentMetrics (.seg), PoseMetrics (.pose), OBB
     best: Path
     save_dir: Path
 
@@ -23,7 +23,8 @@ def distill(
     recipe: str | Path | None = None,
     **train_args: Any,
 ) -> DistillResult:
-    """Distil `teacher` (a detection .pt) into `student` (a model yaml or .pt) on `data`.
+    """Distil `teacher` (a detect, segment, pose or obb .pt) into `student` (a model yaml or .pt of the teacher's
+    task) on `data`, with the trainer of that task (`trainer.TRAINERS`).
 
     `recipe` None takes the default, `head_kd` (`lowres` when `teacher_imgsz` > `imgsz`). `train_args` are Ultralytics
     train arguments (epochs, imgsz, batch, device, ...), `teacher_imgsz` and overrides of any recipe key (the fields of
@@ -35,6 +36,7 @@ def distill(
         >>> YOLO(best).predict("bus.jpg")
     """
     overrides = {"teacher": str(teacher), "model": str(student), "data": str(data), "recipe": recipe and str(recipe)}
-    trainer = DistillationTrainer(overrides={**overrides, **train_args})
+    overrides = {**overrides, **train_args}
+    trainer = trainer_class(overrides)(overrides=overrides)
     trainer.train()
     return DistillResult(trainer.validator.metrics, trainer.best, trainer.save_dir)

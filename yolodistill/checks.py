@@ -14,7 +14,15 @@ import yaml
 from torch import nn
 from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
 from ultralytics.data.utils import check_det_dataset
-from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint, yaml_model_load
+from ultralytics.nn.tasks import (
+    DetectionModel,
+    OBBModel,
+    PoseModel,
+    SegmentationModel,
+    guess_model_task,
+    load_checkpoint,
+    yaml_model_load,
+)
 from ultralytics.utils.checks import check_model_file_from_stem
 from ultralytics.utils.torch_utils import parse_device, select_device
 
@@ -23,7 +31,7 @@ from .data import resolve_data
 from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
 from .registry import TABLE, Heads
 from .taps import FeatureTaps, detect_inputs
-from .teacher import _UNREADABLE, fetch_release, load_teacher
+from .teacher import _UNREADABLE, fetch_release, load_teacher, model_task
 from .utils import DistillError, suggest
 
 # yolodistill's own train arguments, accepted next to Ultralytics' (None: take the value from the recipe).
@@ -33,6 +41,8 @@ DISTILL_ARGS: dict[str, Any] = {
     "teacher_imgsz": None,  # teacher input size; None = imgsz (see alignment.py for a lower-resolution student)
     **dict.fromkeys(RECIPE_KEYS),
 }
+# the student's model class per task, as Ultralytics' task trainers build it in get_model
+MODELS = {"detect": DetectionModel, "segment": SegmentationModel, "pose": PoseModel, "obb": OBBModel}
 
 
 def merge_cfg(args: dict[str, Any]) -> dict[str, Any]:
@@ -140,10 +150,11 @@ def _load_data(data: Any) -> dict:
         raise DistillError(f"data '{data}' could not be loaded ({_one_line(e)}): pass a valid data yaml") from e
 
 
-def _load_student(model: Any, nc: int) -> nn.Module:
-    """The student as Ultralytics' DetectionTrainer.get_model will build it: from its yaml with the data's `nc` classes,
-    so a pretrained `.pt` with other classes (`yolov8n.pt` and COCO's 80) is checked with the head rebuilt for the data,
-    as `yolo train model=x.pt` rebuilds it. Its weights do not matter here (only shapes are checked)."""
+def _load_student(model: Any, data: dict, task: str, teacher: str) -> nn.Module:
+    """The student as Ultralytics' task trainer's get_model will build it: from its yaml with the data's `nc` classes
+    (and, for pose, the data's `kpt_shape`), so a pretrained `.pt` with other classes (`yolov8n.pt` and COCO's 80) is
+    checked with the head rebuilt for the data, as `yolo train model=x.pt` rebuilds it. Its weights do not matter here
+    (only shapes are checked). A student of another task than the teacher's (`task`) is refused."""
     if not model:
         raise DistillError("no student given: pass student=yolov8n.yaml (a model yaml or a .pt to start from)")
     try:
@@ -151,15 +162,39 @@ def _load_student(model: Any, nc: int) -> nn.Module:
             cfg = load_checkpoint(fetch_release(model, "student"), device=torch.device("cpu"))[0].yaml
         else:
             cfg = yaml_model_load(model)
-        task = guess_model_task(cfg)
-        if task == "detect":
-            # a copy: DetectionModel writes the new nc into the yaml dict it is given
-            student = DetectionModel(copy.deepcopy(cfg), nc=nc, verbose=False)
+        s_task = guess_model_task(cfg)
+        if s_task == task:
+            kpts = {"data_kpt_shape": tuple(data["kpt_shape"])} if task == "pose" else {}
+            # a copy: the model writes the new nc into the yaml dict it is given
+            student = MODELS[task](copy.deepcopy(cfg), nc=data["nc"], verbose=False, **kpts)
     except _UNREADABLE as e:
         raise DistillError(f"student '{model}' not found or invalid ({_one_line(e)}): pass e.g. yolov8n.yaml") from e
-    if task != "detect":
-        raise DistillError(f"student '{model}' is a {task} model: yolodistill trains detection students")
+    if s_task != task:
+        suffix = {"detect": "", "segment": "-seg", "pose": "-pose", "obb": "-obb"}[task]
+        raise DistillError(
+            f"student '{model}' is a {s_task} model but teacher '{teacher}' is a {task} model: use a {task} student, "
+            f"e.g. yolov8n{suffix}.yaml"
+        )
     return student.eval()
+
+
+def _check_task(task: str, trainer_task: str, teacher: str, t_head: nn.Module, data: dict, data_name: Any) -> None:
+    """The teacher's task is the run's: the trainer's (Ultralytics' trainer of that task) and the data's must agree.
+    A pose dataset is one with `kpt_shape` (Ultralytics reads its labels as keypoints only then), of the teacher's."""
+    if task != trainer_task:
+        raise DistillError(
+            f"teacher '{teacher}' is a {task} model but this trainer trains {trainer_task} models: use yolodistill "
+            "train or distill(), which pick the trainer of the teacher's task"
+        )
+    kpt_shape = data.get("kpt_shape")
+    if (task == "pose") != (kpt_shape is not None):
+        has = f"has kpt_shape {kpt_shape} (a pose dataset)" if kpt_shape else "has no kpt_shape (not a pose dataset)"
+        raise DistillError(f"data '{data_name}' {has} but teacher '{teacher}' is a {task} model: use {task} data")
+    if task == "pose" and list(t_head.kpt_shape) != list(kpt_shape):
+        raise DistillError(
+            f"teacher '{teacher}' predicts keypoints of shape {list(t_head.kpt_shape)} but data '{data_name}' has "
+            f"kpt_shape {list(kpt_shape)}: use a teacher trained on this data's keypoints"
+        )
 
 
 def teacher_classes(teacher: str, t_names: list[str], d_names: list[str]) -> list[int] | None:
@@ -242,9 +277,11 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     """
     data = _load_data(args.data)
     teacher = load_teacher(distill["teacher"])
+    task = model_task(teacher)
+    _check_task(task, args.task, distill["teacher"], teacher.model[-1], data, args.data)
+    student = _load_student(args.model, data, task, distill["teacher"])
     t_names, d_names = list(teacher.names.values()), list(data["names"].values())
     classes = None if args.single_cls else teacher_classes(distill["teacher"], t_names, d_names)
-    student = _load_student(args.model, data["nc"])
     stride = max(32, int(teacher.stride.max()), int(student.stride.max()))
     teacher_imgsz = _sizes(args, distill["teacher_imgsz"], stride)
     lowres = teacher_imgsz != args.imgsz

@@ -51,10 +51,11 @@ def parse(tokens: list[str]) -> dict[str, Any]:
 
 
 def train(args: dict[str, Any]) -> None:
-    """`yolodistill train`: a DistillationTrainer run (`student` is `model`, as the trainer takes it)."""
-    from .trainer import DistillationTrainer
+    """`yolodistill train`: a run of the distillation trainer of the teacher's task (`student` is `model`, as the
+    trainer takes it)."""
+    from .trainer import trainer_class
 
-    trainer = DistillationTrainer(overrides=args)
+    trainer = trainer_class(args)(overrides=args)
     trainer.train()
     print(f"Distilled student: {trainer.best}")
 
