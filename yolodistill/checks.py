@@ -272,7 +272,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     """Check data, teacher, student, recipe, taps and sizes; load the teacher. Raises DistillError on bad input.
 
     Args:
-        args: the Ultralytics train args (data, model = the student, imgsz, ...).
+        args: the Ultralytics train args (data, model = the student, task, imgsz, ...).
         distill: yolodistill's own args, keys of DISTILL_ARGS.
     """
     data = _load_data(args.data)

@@ -13,7 +13,7 @@ from .alignment import align, align_anchors, split_levels
 from .balance import Balance
 from .crosshead import CrossHead, cross_adapters
 from .recipes import Recipe
-from .registry import TABLE
+from .registry import TABLE, TASK_OUTPUTS
 from .taps import FeatureTaps
 
 if TYPE_CHECKING:
@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 def head_outputs(preds: Any) -> dict[str, Any]:
     """The raw Detect-head dict ({"boxes": N×4R×A, "scores": N×K×A, "feats": [N×C×H×W]}) from what an Ultralytics
     detection model returns: the dict itself in training, (decoded, dict) in eval, and for end-to-end heads (YOLO26,
-    YOLOv10) a {"one2many", "one2one"} pair of which the dense one-to-many branch is taken while it exists."""
+    YOLOv10) a {"one2many", "one2one"} pair of which the dense one-to-many branch is taken while it exists.
+
+    The task heads return the same in Ultralytics 8.4.190, their own outputs added to the dict: Segment
+    "mask_coefficient" N×M×A and "proto" N×M×h×w (in eval its decoded part is a (decoded, proto) pair, the dict still
+    second), Pose "kpts" N×(J·D)×A, OBB "angle" N×1×A."""
     if isinstance(preds, (tuple, list)):
         preds = preds[1]
     if "one2many" in preds:
@@ -133,11 +137,12 @@ class Distiller(nn.Module):
             t_head["scores"] = t_head["scores"].index_select(1, self.teacher_classes)
         # A non-finite teacher output drops this step's distillation (on the device: no host sync). The values are
         # zeroed too, because a NaN multiplied by 0 in the forward still sends NaN gradients into the student.
-        values = [*teacher, *(t_head[k] for k in ("scores", "boxes") if k in t_head)]
+        outputs = ("scores", "boxes", *(TASK_OUTPUTS[k[2:]] for k in self.inputs if k[2:] in TASK_OUTPUTS))
+        values = [*teacher, *(t_head[k] for k in outputs if k in t_head)]
         finite = torch.stack([torch.isfinite(v).all() for v in values]).all()
         self.dropped_steps += ~finite
         teacher = [torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0) for t in teacher]
-        t_head = {k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in ("scores", "boxes") else v
+        t_head = {k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in outputs else v
                   for k, v in t_head.items()}  # fmt: skip
         student = self.student_taps.collect()
         student = align([a(s) for a, s in zip(self.adapters[: self.n_feature_adapters], student)], teacher)
@@ -149,6 +154,7 @@ class Distiller(nn.Module):
             inputs["s_scores"] = align_anchors(s_head["scores"], s_head["feats"], t_head["feats"])
             if self.recipe.feature_weighted:
                 inputs["masks"] = score_maps(t_head["scores"], t_head["feats"])
+            inputs.update(self.task_inputs(s_head, t_head))
         if self.cross is not None:
             c_boxes, c_scores = self.cross(t_head["feats"])
             if self.teacher_classes is not None:
@@ -160,6 +166,23 @@ class Distiller(nn.Module):
             terms.append(w * self.factor * loss)
         terms = torch.stack(terms) * finite
         return terms, dict(zip(names, terms.detach()))
+
+    def task_inputs(self, s_head: dict[str, Any], t_head: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The task inputs the recipe's losses take (registry.TASK_OUTPUTS), from both heads' output dicts: per-anchor
+        outputs on the teacher's anchors (keypoints, which the checks keep on one grid, viewed N×J×D×A), prototype
+        maps as they are."""
+        inputs = {}
+        for name, key in TASK_OUTPUTS.items():
+            if f"t_{name}" not in self.inputs:
+                continue
+            s, t = s_head[key], t_head[key]
+            if name == "kpts":
+                shape = self.teacher.model[-1].kpt_shape
+                s, t = s.view(s.shape[0], *shape, -1), t.view(t.shape[0], *shape, -1)
+            elif name != "protos":
+                s = align_anchors(s, s_head["feats"], t_head["feats"])
+            inputs.update({f"s_{name}": s, f"t_{name}": t})
+        return inputs
 
     def attach(self, student: nn.Module) -> None:
         """Hook the student's tapped layers and wrap its detection criterion with the distillation terms."""
