@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import guess_model_task
 
+from yolodistill.checks import MODELS
 from yolodistill.synthetic import CLASS_NAMES, generate
 
 IMGSZ = 64  # small enough for CPU tests, a multiple of the largest stride
@@ -26,12 +27,15 @@ def save_checkpoint(model: torch.nn.Module, path: Path, **train_args) -> Path:
     return path
 
 
-def make_teacher(path: Path, cfg: str = "yolov8s.yaml", names=CLASS_NAMES, seed: int = 0) -> Path:
-    """A detection checkpoint at random initialisation (accuracy is not the point of the tests that use it)."""
+def make_teacher(path: Path, cfg: str = "yolov8s.yaml", names=CLASS_NAMES, seed: int = 0, kpt_shape=None) -> Path:
+    """A checkpoint at random initialisation (accuracy is not the point of the tests that use it), of the task of
+    `cfg` (yolov8s-seg.yaml: a segmentation model; a pose model with `kpt_shape`)."""
     torch.manual_seed(seed)
-    model = DetectionModel(cfg, nc=len(names), verbose=False)
+    task = guess_model_task(cfg)
+    kpts = {"data_kpt_shape": tuple(kpt_shape)} if task == "pose" else {}
+    model = MODELS[task](cfg, nc=len(names), verbose=False, **kpts)
     model.names = dict(enumerate(names))
-    return save_checkpoint(model, path)
+    return save_checkpoint(model, path, task=task)
 
 
 def distil_step(distiller, student, x: torch.Tensor, backward: bool = True):
