@@ -41,7 +41,7 @@ NAMES = GENTLE.classes
 def task_data(workdir):
     return {
         t: generate(workdir / f"data-{t}", seed=0, n_train=16, n_val=8, imgsz=IMGSZ, style=GENTLE, task=t)
-        for t in TASKS
+        for t in ("detect", *TASKS)
     }
 
 
@@ -77,12 +77,14 @@ def _cli_error(capsys, tmp_path, **args) -> str:
     return err
 
 
-# case → (teacher task, student task, data task, extra args, message); "detect" data is the shared `data_yaml`
+# case → (teacher task, student task, data task, extra args, message)
 MISMATCHES = {
     "detect student of a segment teacher": ("segment", "detect", "segment", {}, "is a detect model but teacher"),
     "segment student of a detect teacher": ("detect", "segment", "detect", {}, "is a segment model but teacher"),
     "pose data for a segment teacher": ("segment", "segment", "pose", {}, "has kpt_shape [4, 3] (a pose dataset)"),
     "segment data for a pose teacher": ("pose", "pose", "segment", {}, "has no kpt_shape (not a pose dataset)"),
+    "box labels for a segment teacher": ("segment", "segment", "detect", {}, "has box labels only (cls cx cy w h)"),
+    "box labels for an obb teacher": ("obb", "obb", "detect", {}, "use obb data (rotated boxes"),
     "mask_kd on a detector": ("detect", "detect", "detect", {"mask_kd": 1}, "mask_kd needs segment models"),
     "kpt_kd on a segmenter": ("segment", "segment", "segment", {"kpt_kd": 1}, "kpt_kd needs pose models"),
     "angle_kd on pose": ("pose", "pose", "pose", {"angle_kd": 1}, "angle_kd needs obb models"),
@@ -96,7 +98,7 @@ MISMATCHES = {
 def test_task_mismatch_is_one_line_and_no_run(case, task_teachers, task_data, teacher_pt, data_yaml, tmp_path, capsys):
     t_task, s_task, d_task, extra, message = MISMATCHES[case]
     teacher = teacher_pt if t_task == "detect" else task_teachers[t_task]
-    data = data_yaml if d_task == "detect" else task_data[d_task]
+    data = task_data[d_task]
     student = "yolov8n.yaml" if s_task == "detect" else student_yaml(s_task)
     assert message in _cli_error(capsys, tmp_path, teacher=teacher, student=student, data=data, **extra)
 

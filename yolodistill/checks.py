@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +14,7 @@ import torch
 import yaml
 from torch import nn
 from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
-from ultralytics.data.utils import check_det_dataset
+from ultralytics.data.utils import IMG_FORMATS, check_det_dataset, img2label_paths
 from ultralytics.nn.tasks import (
     DetectionModel,
     OBBModel,
@@ -190,11 +191,34 @@ def _check_task(task: str, trainer_task: str, teacher: str, t_head: nn.Module, d
     if (task == "pose") != (kpt_shape is not None):
         has = f"has kpt_shape {kpt_shape} (a pose dataset)" if kpt_shape else "has no kpt_shape (not a pose dataset)"
         raise DistillError(f"data '{data_name}' {has} but teacher '{teacher}' is a {task} model: use {task} data")
+    if task in ("segment", "obb") and _label_values(data) == 5:
+        raise DistillError(
+            f"data '{data_name}' has box labels only (cls cx cy w h) but teacher '{teacher}' is a {task} model: use "
+            f"{task} data ({'polygons' if task == 'segment' else 'rotated boxes, cls x1 y1 ... x4 y4'})"
+        )
     if task == "pose" and list(t_head.kpt_shape) != list(kpt_shape):
         raise DistillError(
             f"teacher '{teacher}' predicts keypoints of shape {list(t_head.kpt_shape)} but data '{data_name}' has "
             f"kpt_shape {list(kpt_shape)}: use a teacher trained on this data's keypoints"
         )
+
+
+def _label_values(data: dict, images: int = 50) -> int | None:
+    """Values per line of the first non-empty label file among the first `images` training images (5: boxes only;
+    Ultralytics reads polygons and rotated boxes from longer lines), None when there is none to read. Lazy: a large
+    dataset is not listed."""
+    splits = data["train"] if isinstance(data["train"], list) else [data["train"]]
+    found = (
+        f
+        for split in map(Path, splits)
+        for f in (split.rglob("*") if split.is_dir() else [])
+        if f.suffix[1:].lower() in IMG_FORMATS
+    )
+    for label in map(Path, img2label_paths([str(f) for f in itertools.islice(found, images)])):
+        line = next((x for x in label.read_text().splitlines() if x.strip()), None) if label.is_file() else None
+        if line:
+            return len(line.split())
+    return None
 
 
 def teacher_classes(teacher: str, t_names: list[str], d_names: list[str]) -> list[int] | None:
