@@ -220,3 +220,36 @@ def test_one_epoch_run_saves_a_plain_student_of_its_task_that_exports(task, task
     # ONNX export with verification of every raw output of the task, on the val images of the checkpoint's data
     r = export(shutil.copy(best, workdir / f"export-{task}.pt"), format="onnx")
     assert r.passed and 0 <= r.max_abs_diff <= r.tolerance and r.boxes > 0 and r.agreement == 1.0
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_segment_run_resumes_with_its_trainer(task_teachers, task_data, workdir):
+    args = train_args(workdir / "runs", name="task-resume", epochs=2, mask_kd=1.0, mimic=1.0)
+    overrides = {"teacher": str(task_teachers["segment"]), "model": student_yaml("segment"), **args}
+    trainer = SegmentDistillationTrainer(overrides={**overrides, "data": str(task_data["segment"])})
+
+    def stop_after_first_save(t):
+        raise _Stop
+
+    trainer.add_callback("on_model_save", stop_after_first_save)
+    with pytest.raises(_Stop):
+        trainer.train()
+    saved = torch.load(trainer.last, map_location="cpu", weights_only=False)
+    cls = trainer_class({"resume": str(trainer.last)})
+    assert cls is SegmentDistillationTrainer
+    resumed = cls(overrides={"resume": str(trainer.last)})
+    restored = {}
+    resumed.add_callback(
+        "on_pretrain_routine_end",
+        lambda t: restored.update({k: v.clone() for k, v in t.distiller.adapters.state_dict().items()}),
+    )
+    resumed.train()
+    assert resumed.start_epoch == 1 and resumed.distill_args["mask_kd"] == 1.0
+    assert restored and all(torch.equal(restored[k], v) for k, v in saved[CKPT_KEY]["adapters"].items())
+    with open(resumed.csv) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(float(r["epoch"])) for r in rows] == [1, 2] and all(float(r["train/mask_kd_loss"]) > 0 for r in rows)
