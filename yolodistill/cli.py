@@ -21,7 +21,8 @@ Usage: yolodistill COMMAND key=value ...
   help    this text;  --version  the version
 
 Distillation arguments (besides every Ultralytics train argument):
-  teacher         Ultralytics detection checkpoint whose class names include the data's (picked by name)
+  teacher         Ultralytics detect/segment/pose/obb checkpoint whose class names include the data's (its task is
+                  the run's: student and data of that task, e.g. student=yolov8n-seg.yaml data=shapes-seg)
   student         model yaml (yolov8n.yaml) or .pt to start from (alias: model; its head is rebuilt for the data)
   recipe          bundled name ({{recipes}}) or path to a recipe yaml; default head_kd (lowres if teacher_imgsz > imgsz)
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
