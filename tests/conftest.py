@@ -16,7 +16,7 @@ import torch
 from ultralytics.nn.tasks import guess_model_task
 
 from yolodistill.checks import MODELS
-from yolodistill.synthetic import CLASS_NAMES, generate
+from yolodistill.synthetic import CLASS_NAMES, GENTLE, KPT_SHAPE, generate
 
 IMGSZ = 64  # small enough for CPU tests, a multiple of the largest stride
 
@@ -63,6 +63,25 @@ def data_yaml(workdir) -> Path:
 @pytest.fixture(scope="session")
 def teacher_pt(workdir) -> Path:
     return make_teacher(workdir / "teacher_v8s.pt")
+
+
+@pytest.fixture(scope="session")
+def task_data(workdir) -> dict[str, Path]:
+    """Per task, the data.yaml of a tiny generated dataset with that task's labels (the classes of GENTLE)."""
+    return {
+        t: generate(workdir / f"data-{t}", seed=0, n_train=16, n_val=8, imgsz=IMGSZ, style=GENTLE, task=t)
+        for t in ("detect", "segment", "pose", "obb")
+    }
+
+
+@pytest.fixture(scope="session")
+def task_teachers(workdir) -> dict[str, Path]:
+    """Per task but detect, a random-init YOLOv8s teacher of that task (pose: the generated data's keypoints)."""
+    suffixes = {"segment": "-seg", "pose": "-pose", "obb": "-obb"}
+    return {
+        t: make_teacher(workdir / f"teacher-{t}.pt", f"yolov8s{suffix}.yaml", GENTLE.classes, kpt_shape=KPT_SHAPE)
+        for t, suffix in suffixes.items()
+    }
 
 
 def train_args(project: Path, **kw) -> dict:

@@ -25,7 +25,7 @@ from yolodistill import DistillError, SegmentDistillationTrainer, distill, expor
 from yolodistill.checks import DISTILL_ARGS, MODELS, preflight
 from yolodistill.cli import entrypoint
 from yolodistill.distiller import Distiller
-from yolodistill.synthetic import GENTLE, KPT_SHAPE, generate
+from yolodistill.synthetic import GENTLE, KPT_SHAPE
 from yolodistill.trainer import CKPT_KEY, TRAINERS, trainer_class
 
 # task → (model yaml suffix, its loss, the validator's metric suffix of its own output, what predict gives per image)
@@ -34,23 +34,7 @@ TASKS = {
     "pose": ("-pose", "kpt_kd", "(P)", "keypoints"),
     "obb": ("-obb", "angle_kd", "(B)", "obb"),
 }
-NAMES = GENTLE.classes
-
-
-@pytest.fixture(scope="session")
-def task_data(workdir):
-    return {
-        t: generate(workdir / f"data-{t}", seed=0, n_train=16, n_val=8, imgsz=IMGSZ, style=GENTLE, task=t)
-        for t in ("detect", *TASKS)
-    }
-
-
-@pytest.fixture(scope="session")
-def task_teachers(workdir):
-    return {
-        t: make_teacher(workdir / f"teacher-{t}.pt", f"yolov8s{suffix}.yaml", NAMES, kpt_shape=KPT_SHAPE)
-        for t, (suffix, *_) in TASKS.items()
-    }
+NAMES = GENTLE.classes  # of the task data and teachers (conftest's task_data, task_teachers)
 
 
 def student_yaml(task: str) -> str:
