@@ -24,7 +24,7 @@ from ultralytics.utils import DEFAULT_CFG
 from yolodistill import DistillError, SegmentDistillationTrainer, distill, export
 from yolodistill.checks import DISTILL_ARGS, MODELS, preflight
 from yolodistill.cli import entrypoint
-from yolodistill.distiller import Distiller
+from yolodistill.distiller import Distiller, head_outputs, keypoint_offsets
 from yolodistill.synthetic import GENTLE, KPT_SHAPE
 from yolodistill.trainer import CKPT_KEY, TRAINERS, trainer_class
 
@@ -137,6 +137,29 @@ def test_task_losses_read_the_task_heads_and_train_their_branches(task, task_tea
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in head.cv3.parameters())  # class branch: not its job
     if task == "segment":
         assert all(p.grad is not None for p in head.proto.parameters())
+
+
+@pytest.mark.parametrize("cfg", ["yolov8n-pose.yaml", "yolo26n-pose.yaml"])
+def test_keypoint_offsets_are_the_heads_own_decoding(cfg):
+    """Against the head's inference: its decoded pixels / stride − anchor point, for both decodings (2·x̂ − ½ and x̂)."""
+    torch.manual_seed(0)
+    model = MODELS["pose"](cfg, nc=2, data_kpt_shape=(3, 3), verbose=False).eval()
+    head = model.model[-1]
+    with torch.no_grad():
+        raw = head_outputs(model.predict(torch.rand(2, 3, IMGSZ, IMGSZ)))["kpts"]
+        anchors, strides = head.anchors.clone(), head.strides.clone()  # set by that inference
+        pixels = head.kpts_decode(raw).view(2, 3, 3, -1)
+        got = keypoint_offsets(head, raw)
+    torch.testing.assert_close(got[:, :, :2], pixels[:, :, :2] / strides - anchors[None, None])
+    torch.testing.assert_close(got[:, :, 2], raw.view(2, 3, 3, -1)[:, :, 2])  # the visibility logit, not σ of it
+    assert torch.equal(head.anchors, anchors) and torch.equal(head.strides, strides)  # put back after the call
+
+
+def test_a_yolo26_pose_teacher_distils_keypoints_into_a_yolov8_student(task_data, workdir):
+    teacher = make_teacher(workdir / "teacher-pose26.pt", "yolo26s-pose.yaml", NAMES, kpt_shape=KPT_SHAPE)
+    plan = _plan("pose", teacher, task_data["pose"], student_yaml("pose"), recipe="lowres", kpt_kd=1.0)
+    terms, items = distil_step(Distiller.from_plan(plan), _student("pose"), torch.rand(2, 3, IMGSZ, IMGSZ))
+    assert set(items) == {"cls_kd_loss", "kpt_kd_loss"} and torch.isfinite(terms).all() and (terms > 0).all()
 
 
 @pytest.mark.parametrize("task", ["segment", "obb"])

@@ -14,6 +14,7 @@ from .balance import Balance
 from .crosshead import CrossHead, cross_adapters
 from .recipes import Recipe
 from .registry import TABLE, TASK_OUTPUTS
+from .seams import swapped
 from .taps import FeatureTaps
 
 if TYPE_CHECKING:
@@ -33,6 +34,18 @@ def head_outputs(preds: Any) -> dict[str, Any]:
     if "one2many" in preds:
         preds = preds["one2many"] if preds["one2many"] else preds["one2one"]  # fusion may drop one2many
     return preds
+
+
+def keypoint_offsets(head: nn.Module, kpts: torch.Tensor) -> torch.Tensor:
+    """A Pose head's raw keypoints N×(J·D)×A → N×J×D×A: x and y decoded as the head itself decodes them, in grid cells
+    from the anchor point (Pose: 2·x̂ − ½, YOLO26's Pose26: x̂), the visibility logit (D = 3) as it is. Through the
+    head's own `kpts_decode` with anchor points 0 and strides 1 set for the call (it reads both from the head, where
+    its inference sets them), so teacher and student of different families are compared by what their keypoints
+    mean, not by their raw values."""
+    n, _, a = kpts.shape
+    with swapped(head, anchors=kpts.new_zeros(2, a), strides=kpts.new_ones(1, a)):
+        decoded = head.kpts_decode(kpts).view(n, *head.kpt_shape, a)
+    return torch.cat([decoded[:, :, :2], kpts.view(n, *head.kpt_shape, a)[:, :, 2:]], dim=2)
 
 
 def score_maps(scores: torch.Tensor, feats: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -169,16 +182,15 @@ class Distiller(nn.Module):
 
     def task_inputs(self, s_head: dict[str, Any], t_head: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The task inputs the recipe's losses take (registry.TASK_OUTPUTS), from both heads' output dicts: per-anchor
-        outputs on the teacher's anchors (keypoints, which the checks keep on one grid, viewed N×J×D×A), prototype
-        maps as they are."""
+        outputs on the teacher's anchors (keypoints, which the checks keep on one grid, decoded by each model's head:
+        `keypoint_offsets`), prototype maps as they are."""
         inputs = {}
         for name, key in TASK_OUTPUTS.items():
             if f"t_{name}" not in self.inputs:
                 continue
             s, t = s_head[key], t_head[key]
             if name == "kpts":
-                shape = self.teacher.model[-1].kpt_shape
-                s, t = s.view(s.shape[0], *shape, -1), t.view(t.shape[0], *shape, -1)
+                s, t = keypoint_offsets(self._student.model[-1], s), keypoint_offsets(self.teacher.model[-1], t)
             elif name != "protos":
                 s = align_anchors(s, s_head["feats"], t_head["feats"])
             inputs.update({f"s_{name}": s, f"t_{name}": t})

@@ -332,22 +332,22 @@ class KeypointKDLoss(nn.Module):
     """Keypoint distillation for pose students, per anchor, weighted by the teacher's top class score.
 
     A Pose head predicts, per anchor, J keypoints of D values (N×J×D×A here): x, y and, with D = 3, a visibility
-    logit. Ultralytics decodes a keypoint to x = 2·x̂ + a_x − ½ grid cells of the anchor's level (a the anchor
-    point), so the difference of the decoded keypoints of student and teacher at one anchor is 2·(x̂^S − x̂^T): L1
-    in grid cells, no anchor points needed, scale-free across levels as the DFL boxes are. Each keypoint's distance
-    counts as much as the teacher sees it (v = σ(t^vis), 1 for D = 2), its visibility logits distil as soft targets:
+    logit. x and y come decoded by each model's own head as offsets from the anchor point in grid cells of the anchor's
+    level (`distiller.keypoint_offsets`: Ultralytics' Pose decodes 2·x̂ − ½, YOLO26's x̂), so the L1 distance is in
+    grid cells, scale-free across levels as the DFL boxes are. Each keypoint's distance counts as much as the teacher
+    sees it (v = σ(t^vis); 1 for D = 2), and its visibility logits distil as soft targets:
 
-        ℓ_{n,a} = 1/J · Σ_j [ v_{n,j,a} · 2·(|x̂^S − x̂^T| + |ŷ^S − ŷ^T|) + KL_b(σ(t^vis_{n,j,a}) ‖ σ(s^vis_{n,j,a})) ]
+        ℓ_{n,a} = 1/J · Σ_j [ v_{n,j,a} · (|x^S − x^T| + |y^S − y^T|) + KL_b(σ(t^vis_{n,j,a}) ‖ σ(s^vis_{n,j,a})) ]
         L = Σ_{n,a} w_{n,a} · ℓ_{n,a} / max(1, Σ_{n,a} w_{n,a}),   w_{n,a} = max_k σ(t^cls_{n,k,a})
 
-    (no KL term for D = 2). Inputs: s_kpts, t_kpts N×J×D×A raw head outputs, t_scores N×K×A.
+    (no KL term for D = 2). Inputs: s_kpts, t_kpts N×J×D×A, t_scores N×K×A.
     """
 
     def forward(self, s_kpts: torch.Tensor, t_kpts: torch.Tensor, t_scores: torch.Tensor) -> torch.Tensor:
         if s_kpts.shape != t_kpts.shape:
             raise ValueError(f"student keypoints {tuple(s_kpts.shape)} and teacher keypoints {tuple(t_kpts.shape)}")
         s, t = s_kpts.float(), t_kpts.float()
-        dist = 2 * (s[:, :, :2] - t[:, :, :2]).abs().sum(dim=2)  # N×J×A, grid cells
+        dist = (s[:, :, :2] - t[:, :, :2]).abs().sum(dim=2)  # N×J×A, grid cells
         if s.shape[2] > 2:
             dist = dist * t[:, :, 2].sigmoid() + binary_kl(s[:, :, 2], t[:, :, 2])
         return teacher_weighted(dist.mean(dim=1), t_scores)

@@ -14,7 +14,8 @@ The inputs, as `Distiller.forward` fills them (K classes, A anchors over all lev
   and what the task heads (Segment, Pose, OBB: each extends Detect) add, from the head output named in TASK_OUTPUTS:
     s_mask_coeffs, t_mask_coeffs mask coefficients N×M×A (M per model; the student's on the teacher's anchors)
     s_protos, t_protos           mask prototypes N×M×h×w (each model's own size)
-    s_kpts, t_kpts               keypoints N×J×D×A, raw (D = 2: x, y; 3: and a visibility logit)
+    s_kpts, t_kpts               keypoints N×J×D×A: x, y in grid cells from the anchor (each head's own decoding,
+                                 `distiller.keypoint_offsets`), with D = 3 a visibility logit
     s_angles, t_angles           box angles N×1×A in radians (the student's on the teacher's anchors)
 """
 
