@@ -106,6 +106,15 @@ def teacher(args: Any, data: str) -> tuple[Path, dict[str, Any]]:
     return path, {**info, **validate(path, data, shared)}
 
 
+def trained(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device: str) -> Path:
+    """`cfg` itself when it is a .pt, else a model trained on `data` with plain Ultralytics, cached by its settings."""
+    from yolodistill.demo import teacher_checkpoint
+
+    if cfg.endswith(".pt"):
+        return Path(cfg)
+    return teacher_checkpoint(cfg, data, epochs, imgsz=imgsz, batch=batch, device=device, seed=0, workers=0)
+
+
 def validate(weights: str | Path, data: str, args: dict[str, Any]) -> dict[str, float]:
     """mAP50 and mAP50-95 of a checkpoint on the validation split."""
     from ultralytics import YOLO

@@ -6,6 +6,8 @@
 Generated parts: `suite` (from suite.json): per regime its settings and baselines, then method by regime — gap
 recovery and paired gain ± se — each method's worst regime (the default is the method whose worst regime is best),
 and the goal in each regime for the default (GR ≥ 40 %, ≥ 2× Ultralytics' built-in, paired gain > 2 se).
+`unlabeled` (from unlabeled.json): each run against the student on the labelled share, the share of the gap to all
+labels it recovers, and the goal for the unlabelled images.
 """
 
 from __future__ import annotations
@@ -100,7 +102,55 @@ def suite_tables(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-GENERATORS = {"suite": lambda: suite_tables(json.loads((RESULTS / "suite.json").read_text()))}
+def unlabeled_table(result: dict[str, Any]) -> str:
+    """unlabeled.py's rows: each against the student on the labelled share alone, the share of the gap to the student
+    on all labels it recovers, and (`+ unlabeled` rows) against distilling on the labelled share alone; then the goal
+    (the unlabelled images recover ≥ 50 % with the teacher of the labelled share, and add a paired gain > 2 se)."""
+    s = result["settings"]
+    teachers = ", ".join(f"{k} {v['map50_95']:.3f}" for k, v in result["teachers"].items())
+    lines = [
+        f"{s['labelled_images']} labelled and {s['unlabeled_images']} unlabelled images of `{s['data']}`, "
+        f"{s['epochs']} epochs at {s['imgsz']} px, batch {s['batch']}, unlabeled_ratio {s['unlabeled_ratio']:g}, "
+        f"seeds {', '.join(map(str, s['seeds']))}; teachers' mAP50-95: {teachers}.",
+        "",
+        "| run | mAP50-95 per seed | mAP50-95 | paired gain over the student on the labelled share | share of the gap "
+        "to all labels | paired gain over distilling on the labelled share alone |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        per_seed = " / ".join(f"{p['map50_95']:.3f}" for p in r["per_seed"])
+        over = _gain(r["over_labelled_only"]) if "over_labelled_only" in r else "–"
+        lines.append(
+            f"| {r['method']} | {per_seed} | {r['map50_95_mean']:.3f} ± {r['map50_95_std']:.3f} | {_gain(r)} | "
+            f"{_pct(r['gap_recovery'])} | {over} |"
+        )
+    target = next(r for r in result["rows"] if "over_labelled_only" in r)  # the labelled share's teacher comes first
+    missed = []
+    if target["gap_recovery"] is None or target["gap_recovery"] < 0.5:
+        missed.append(f"{_pct(target['gap_recovery'])} of the gap < 50 %")
+    over = target["over_labelled_only"]
+    if over["paired_gain_se"] is None or over["paired_gain_mean"] <= GOAL_SE * over["paired_gain_se"]:
+        missed.append("gain over distilling on the labelled share alone not > 2 se")
+    lines += [
+        "",
+        "Goal (the labelled share's teacher): " + ("met" if not missed else "missed: " + "; ".join(missed)) + ".",
+    ]
+    return "\n".join(lines)
+
+
+def _from(name: str, make: Any) -> Any:
+    """The generator of one part: `make` of benchmarks/results/<name>.json, or a line saying how to measure it."""
+
+    def generate() -> str:
+        path = RESULTS / f"{name}.json"
+        if not path.is_file():
+            return f"Not measured yet: run `python benchmarks/{name}.py`, then `python benchmarks/report.py`."
+        return make(json.loads(path.read_text()))
+
+    return generate
+
+
+GENERATORS = {"suite": _from("suite", suite_tables), "unlabeled": _from("unlabeled", unlabeled_table)}
 
 
 def render(readme: str) -> str:

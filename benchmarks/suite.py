@@ -39,11 +39,10 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import common
-from common import gap_recovery, paired, recipe_spec, row, table, train_all, write_json
+from common import gap_recovery, paired, recipe_spec, row, table, train_all, trained, write_json
 
 
 @dataclass(frozen=True)
@@ -110,15 +109,6 @@ def with_changes(name: str, regime: Regime, changes: list[str]) -> Regime:
         if only in ("", name):
             values[key] = yaml.safe_load(value)
     return dataclasses.replace(regime, **values)
-
-
-def trained(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device: str) -> Path:
-    """`cfg` itself when it is a .pt, else a model trained on `data` with plain Ultralytics, cached by its settings."""
-    from yolodistill.demo import teacher_checkpoint
-
-    if cfg.endswith(".pt"):
-        return Path(cfg)
-    return teacher_checkpoint(cfg, data, epochs, imgsz=imgsz, batch=batch, device=device, seed=0, workers=0)
 
 
 def plateau(runs: list[dict[str, Any]]) -> float | None:

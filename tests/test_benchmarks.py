@@ -217,3 +217,36 @@ def test_readme_tables_are_what_the_json_gives():
     """README's generated parts match benchmarks/results/*.json: run `python benchmarks/report.py` after a benchmark."""
     readme = report.README.read_text()
     assert report.render(readme) == readme
+
+
+@pytest.mark.slow
+def test_unlabeled_script_splits_the_labels_and_reads_each_row(tmp_path, data_yaml):
+    toy = ["--data", str(data_yaml), "--pretrain-data", str(data_yaml), "--labelled", "0.5", "--teacher",
+           "yolov8n.yaml", "--pretrain-epochs", "1", "--teacher-pretrain-epochs", "1", "--teacher-epochs", "1",
+           "--full-teacher-epochs", "1", "--epochs", "1", "--imgsz", str(IMGSZ), "--batch", "4", "--seeds", "0", "1",
+           "--out", "unlabeled_toy"]  # fmt: skip
+    result, _ = run_script("unlabeled.py", tmp_path, *toy)
+    assert result["settings"]["labelled_images"] == 8 and result["settings"]["unlabeled_images"] == 8
+    pool = (tmp_path / "cache" / "unlabeled_toy-split" / "unlabeled.txt").read_text().split()
+    kept = sorted(p.name for p in (tmp_path / "cache" / "unlabeled_toy-split" / "images" / "train").iterdir())
+    assert len(pool) == 8 and not {Path(p).name for p in pool} & set(kept)  # the two parts do not overlap
+    rows = {r["method"]: r for r in result["rows"]}
+    low, high = rows["student, 50 % labels"], rows["student, all labels"]
+    assert list(rows)[2:] == [f"distilled{u}, {t} teacher" for t in ("50 % labels", "all labels")
+                              for u in ("", " + unlabeled")]  # fmt: skip
+    for name, r in list(rows.items())[1:]:
+        assert r["gap_recovery"] == common.gap_recovery(r["map50_95_mean"], low["map50_95_mean"], high["map50_95_mean"])
+        assert r["paired_gain"] == common.paired(r["per_seed"], low["per_seed"])["paired_gain"]
+        if "+ unlabeled" in name:
+            alone = rows[name.replace(" + unlabeled", "")]
+            assert r["over_labelled_only"] == common.paired(r["per_seed"], alone["per_seed"])
+    runs = tmp_path / "runs"
+    state = yaml.safe_load(
+        (runs / "unlabeled_toy-distilled_unlabeled_50_labels_teacher-s0" / "distill.yaml").read_text()
+    )
+    assert state["unlabeled"].endswith("unlabeled.txt") and state["unlabeled_ratio"] == 1.0
+    assert set(result["teachers"]) == {"50 % labels", "all labels"}
+    table = report.unlabeled_table(result)
+    assert (
+        "| distilled + unlabeled, 50 % labels teacher | " in table and "Goal (the labelled share's teacher): " in table
+    )

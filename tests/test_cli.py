@@ -60,6 +60,10 @@ def bad_files(tmp_path_factory, data_yaml):
     seg.names = dict(enumerate("abcdef"))
     save_checkpoint(seg, d / "seg.pt")
     make_teacher(d / "other_names.pt", cfg="yolov8n.yaml", names=("cat", "dog"))
+    (d / "no_images").mkdir()
+    (d / "no_images" / "notes.txt").write_text("not an image\n")
+    (d / "broken_images").mkdir()
+    (d / "broken_images" / "a.jpg").write_bytes(b"\xff\xd8 truncated")
     return d
 
 
@@ -81,6 +85,10 @@ CASES = {
     "teacher_imgsz < imgsz": ({"teacher_imgsz": 32}, "smaller than imgsz"),
     "not a stride multiple": ({"teacher_imgsz": 100}, "not a multiple of the largest stride 32"),
     "negative weight": ({"cwd": -1}, "must be >= 0"),
+    "unlabeled missing": ({"unlabeled": "{bad}/nope"}, "unlabeled '{bad}/nope' not found: pass a folder of images"),
+    "unlabeled without images": ({"unlabeled": "{bad}/no_images"}, "has no images"),
+    "unlabeled unreadable": ({"unlabeled": "{bad}/broken_images"}, "1 of 1 images cannot be read"),
+    "unlabeled_ratio alone": ({"unlabeled_ratio": 2}, "unlabeled_ratio=2 given, but no unlabeled images"),
 }
 
 
@@ -94,7 +102,7 @@ def test_bad_input_fails_with_one_line_and_no_run(case, bad_files, data_yaml, te
     assert entrypoint(["train", *(f"{k}={v}" for k, v in args.items())]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("yolodistill: error: ") and "\n" not in err and "Traceback" not in err
-    assert message in err
+    assert message.format(bad=bad_files) in err
     assert not (tmp_path / "runs").exists()
 
 

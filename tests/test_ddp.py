@@ -48,6 +48,18 @@ def test_ddp_worker_rebuilds_the_same_distillation(workdir, data_yaml, teacher_p
     assert rebuilt.plan.recipe_name == "head_pkd" and rebuilt.plan.teacher_imgsz == 128
     assert rebuilt.distill_args["teacher"] == str(teacher_pt)
     assert not any(k in vars(trainer.args) for k in ("teacher", "recipe", "cls_kd"))  # gone again after the file
+    assert rebuilt.plan.unlabeled is None and rebuilt.plan.unlabeled_files == []
+
+
+def test_ddp_worker_takes_the_unlabelled_images(workdir, data_yaml, teacher_pt):
+    images = str(data_yaml.parent / "images" / "val")
+    args = train_args(workdir / "runs", name="ddp-unlabeled", unlabeled=images, unlabeled_ratio=0.5)
+    trainer = DistillationTrainer(
+        overrides={"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), **args}
+    )
+    rebuilt = _rebuilt_in_worker(trainer)
+    assert rebuilt.plan.unlabeled == images and rebuilt.plan.unlabeled_ratio == 0.5
+    assert rebuilt.plan.unlabeled_files == trainer.plan.unlabeled_files and len(trainer.plan.unlabeled_files) == 8
 
 
 def test_ddp_worker_of_a_task_run_is_the_trainer_of_its_task(workdir, task_data, task_teachers):

@@ -21,22 +21,24 @@ def distill(
     student: str | Path,
     data: str | Path,
     recipe: str | Path | None = None,
+    unlabeled: str | Path | None = None,
     **train_args: Any,
 ) -> DistillResult:
     """Distil `teacher` (a detect, segment, pose or obb .pt) into `student` (a model yaml or .pt of the teacher's
     task) on `data`, with the trainer of that task (`trainer.TRAINERS`).
 
-    `recipe` None takes the default, `head_kd` (`lowres` when `teacher_imgsz` > `imgsz`). `train_args` are Ultralytics
-    train arguments (epochs, imgsz, batch, device, ...), `teacher_imgsz` and overrides of any recipe key (the fields of
-    `yolodistill.recipes.Recipe`). Bad input raises `yolodistill.DistillError` with a one-line message before anything
-    is written.
+    `recipe` None takes the default, `head_kd` (`lowres` when `teacher_imgsz` > `imgsz`). `unlabeled`: images without
+    labels to distil from as well (a folder, a .txt list or a glob; `unlabeled_ratio` per labelled image in a batch;
+    see yolodistill.unlabeled). `train_args` are Ultralytics train arguments (epochs, imgsz, batch, device, ...),
+    `teacher_imgsz`, `unlabeled_ratio` and overrides of any recipe key (the fields of `yolodistill.recipes.Recipe`).
+    Bad input raises `yolodistill.DistillError` with a one-line message before anything is written.
 
     Example:
         >>> metrics, best, _ = distill("yolov8l.pt", "yolov8n.yaml", "my.yaml", epochs=100)
         >>> YOLO(best).predict("bus.jpg")
     """
-    overrides = {"teacher": str(teacher), "model": str(student), "data": str(data), "recipe": recipe and str(recipe)}
-    overrides = {**overrides, **train_args}
+    overrides = {"teacher": str(teacher), "model": str(student), "data": str(data), "recipe": recipe and str(recipe),
+                 "unlabeled": unlabeled and str(unlabeled), **train_args}  # fmt: skip
     trainer = trainer_class(overrides)(overrides=overrides)
     trainer.train()
     return DistillResult(trainer.validator.metrics, trainer.best, trainer.save_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,6 +33,7 @@ from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_re
 from .registry import TABLE, Heads
 from .taps import FeatureTaps, detect_inputs
 from .teacher import _UNREADABLE, fetch_release, load_teacher, model_task
+from .unlabeled import UNLABELED_RATIO, find_images, list_sha256
 from .utils import DistillError, suggest
 
 # yolodistill's own train arguments, accepted next to Ultralytics' (None: take the value from the recipe).
@@ -40,6 +41,8 @@ DISTILL_ARGS: dict[str, Any] = {
     "teacher": None,  # path of the teacher checkpoint
     "recipe": None,  # bundled recipe name or path to a recipe yaml; None = DEFAULT_RECIPE, LOWRES_RECIPE if low-res
     "teacher_imgsz": None,  # teacher input size; None = imgsz (see alignment.py for a lower-resolution student)
+    "unlabeled": None,  # images without labels to distil from (unlabeled.py); None = the data yaml's `unlabeled:`
+    "unlabeled_ratio": None,  # unlabelled images per labelled one in a batch; None = unlabeled.UNLABELED_RATIO
     **dict.fromkeys(RECIPE_KEYS),
 }
 # the student's model class per task, as Ultralytics' task trainers build it in get_model
@@ -117,12 +120,17 @@ class Plan:
     teacher_sha256: str
     student_head_channels: list[int]  # the student's channels where CrossKD cuts its head (empty without cross_kd)
     teacher_classes: list[int] | None  # teacher class channel of each data class (by name); None: same classes
+    unlabeled: str | None = None  # where the unlabelled images come from (a folder, .txt list or glob), resolved
+    unlabeled_files: list[str] = field(default_factory=list)  # the images found there, each checked readable
+    unlabeled_ratio: float = UNLABELED_RATIO
 
     def settings(self) -> dict[str, Any]:
-        """The resolved distillation settings, flat: the teacher's path and hash, the recipe's name, `teacher_imgsz`
-        and every recipe value (plain types)."""
+        """The resolved distillation settings, flat: the teacher's path and hash, the recipe's name, `teacher_imgsz`,
+        the unlabelled images' source and ratio, and every recipe value (plain types)."""
         return {"teacher": self.teacher_path, "teacher_sha256": self.teacher_sha256, "recipe": self.recipe_name,
-                "teacher_imgsz": self.teacher_imgsz, **self.recipe.to_dict()}  # fmt: skip
+                "teacher_imgsz": self.teacher_imgsz, "unlabeled": self.unlabeled,
+                "unlabeled_ratio": self.unlabeled_ratio if self.unlabeled else None,
+                **self.recipe.to_dict()}  # fmt: skip
 
     def args(self) -> dict[str, Any]:
         """`settings()` as yolodistill's train args (keys of DISTILL_ARGS): what a rebuilt trainer (a DDP worker)
@@ -135,7 +143,10 @@ class Plan:
         s = self.settings()
         return {"teacher": s["teacher"], "teacher_sha256": s["teacher_sha256"], "imgsz": imgsz,
                 "recipe_name": s["recipe"], "recipe": self.recipe.to_dict(), "teacher_imgsz": s["teacher_imgsz"],
-                "teacher_layers": self.teacher_layers, "student_layers": self.student_layers}  # fmt: skip
+                "teacher_layers": self.teacher_layers, "student_layers": self.student_layers,
+                "unlabeled": s["unlabeled"], "unlabeled_ratio": s["unlabeled_ratio"],
+                "unlabeled_images": len(self.unlabeled_files),
+                "unlabeled_sha256": list_sha256(self.unlabeled_files) if self.unlabeled else None}  # fmt: skip
 
 
 def _one_line(e: Exception) -> str:
@@ -237,6 +248,29 @@ def teacher_classes(teacher: str, t_names: list[str], d_names: list[str]) -> lis
     return [t_names.index(n) for n in d_names]
 
 
+def _unlabeled(args: SimpleNamespace, distill: dict[str, Any], data: dict) -> tuple[str | None, list[str], float]:
+    """The unlabelled images (`unlabeled=`, else the data yaml's `unlabeled:` key, relative to its `path` as `train:`
+    is): their source, resolved, the images found there and the ratio; no source, no images."""
+    spec, ratio = distill["unlabeled"], distill["unlabeled_ratio"]
+    base = None
+    if spec is None and data.get("unlabeled"):
+        spec, base = data["unlabeled"], Path(data["path"])
+    if spec is None:
+        if ratio is not None:
+            raise DistillError(f"unlabeled_ratio={ratio} given, but no unlabeled images: pass unlabeled=DIR too")
+        return None, [], UNLABELED_RATIO
+    ratio = UNLABELED_RATIO if ratio is None else ratio
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
+        raise DistillError(
+            f"unlabeled_ratio={ratio} must be a number > 0 (unlabelled images per labelled one in a batch), e.g. 1"
+        )
+    if args.rect:
+        raise DistillError("rect=True cannot be used with unlabeled images (batches of one shape): set rect=False")
+    files = find_images(spec, base)
+    source = Path(spec) if base is None or Path(spec).is_absolute() else base / spec
+    return str(source), files, float(ratio)
+
+
 def _layers(model: nn.Module, layers: Any, who: str) -> list[int]:
     layers = list(layers) if layers else detect_inputs(model)
     last = len(model.model) - 1  # the Detect head itself has no map to tap
@@ -300,6 +334,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         distill: yolodistill's own args, keys of DISTILL_ARGS.
     """
     data = _load_data(args.data)
+    unlabeled, unlabeled_files, ratio = _unlabeled(args, distill, data)
     teacher = load_teacher(distill["teacher"])
     task = model_task(teacher)
     _check_task(task, args.task, distill["teacher"], teacher.model[-1], data, args.data)
@@ -337,6 +372,9 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         teacher_sha256=file_sha256(distill["teacher"]),
         student_head_channels=cut_channels(student.model[-1])[0] if recipe.cross_kd > 0 else [],
         teacher_classes=classes,
+        unlabeled=unlabeled,
+        unlabeled_files=unlabeled_files,
+        unlabeled_ratio=ratio,
     )
 
 
@@ -362,7 +400,14 @@ def resume_args(state: dict[str, Any], given: dict[str, Any], imgsz: int) -> dic
         if k == "teacher" or v is None:
             continue
         before = recipe.get(k)
-        same = str(v) == str(before) if k == "recipe" else load_recipe_value(k, v) == load_recipe_value(k, before)
+        if k == "recipe":
+            same = str(v) == str(before)
+        elif k == "unlabeled":  # the same folder, given again, maybe by another relative path
+            same = before is not None and Path(v).resolve() == Path(before).resolve()
+        elif k == "unlabeled_ratio":
+            same = before is not None and float(v) == float(before)
+        else:
+            same = load_recipe_value(k, v) == load_recipe_value(k, before)
         if not same:
             changed.append(f"{k}={v} (run: {before})")
     if changed:
@@ -389,4 +434,15 @@ def resume_args(state: dict[str, Any], given: dict[str, Any], imgsz: int) -> dic
 def state_args(state: dict[str, Any]) -> dict[str, Any]:
     """The train args a checkpoint's extra key was written from (`Plan.state`, read back): `Plan.args()` of its run."""
     return {"teacher": state["teacher"], "recipe": state["recipe_name"], "teacher_imgsz": state["teacher_imgsz"],
+            "unlabeled": state.get("unlabeled"), "unlabeled_ratio": state.get("unlabeled_ratio"),
             **state["recipe"]}  # fmt: skip
+
+
+def check_unlabeled_unchanged(state: dict[str, Any], plan: Plan) -> None:
+    """On resume, the run's unlabelled images must be the ones it started with (part of its state, as its teacher)."""
+    before = state.get("unlabeled_sha256")
+    if before and list_sha256(plan.unlabeled_files) != before:
+        raise DistillError(
+            f"the images of unlabeled='{plan.unlabeled}' changed since the run started ({state['unlabeled_images']} "
+            f"then, {len(plan.unlabeled_files)} now): restore them, or start a new run"
+        )

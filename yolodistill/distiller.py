@@ -16,6 +16,7 @@ from .recipes import Recipe
 from .registry import TABLE, TASK_OUTPUTS
 from .seams import swapped
 from .taps import FeatureTaps
+from .unlabeled import labelled_part
 
 if TYPE_CHECKING:
     from .checks import Plan
@@ -246,9 +247,11 @@ class DistillationCriterion:
         self.distiller = distiller
 
     def __call__(self, preds, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        loss, items = self.detection(preds, batch)
+        # With unlabelled images appended (unlabeled.py) the first `labelled` images have labels: the detection loss
+        # reads only those, the distillation terms all of them, both scaled by the labelled count.
+        n = batch.get("labelled", batch["img"].shape[0])
+        loss, items = self.detection(preds if n == batch["img"].shape[0] else labelled_part(preds, n), batch)
         terms, _ = self.distiller(batch.get("teacher_img", batch["img"]), preds)
-        n = batch["img"].shape[0]
         terms = self.distiller.balance.scaled(loss.sum() / n, terms)
         return torch.cat([loss.view(-1), terms * n]), {**items, **dict(zip(self.distiller.names, terms.detach()))}
 

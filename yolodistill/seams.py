@@ -3,10 +3,12 @@
 
 BaseTrainer offers no extension point for these, so each is the smallest change around one of its methods: an
 attribute that method reads is pointed elsewhere for the length of the call (`swapped`), then restored. No module-level
-function of Ultralytics is replaced, so nothing outside the one trainer (another trainer in the process, a thread) is
-affected. The other way, Ultralytics' own for its `distill_model` (student and connectors wrapped in one module before
-DDP, so optimizer, clipping and EMA see them without help), would change what the EMA copies and what every checkpoint
-pickles: the checkpoints stay the plain student instead, so the seams stay.
+function of Ultralytics is replaced. One seam points a module attribute elsewhere: the dataset class that
+build_yolo_dataset names, for the one call that builds the unlabelled images' dataset, in the trainer's own thread
+during its setup; every other one changes the one trainer only. The other way, Ultralytics' own for its
+`distill_model` (student and connectors wrapped in one module before DDP, so optimizer, clipping and EMA see them
+without help), would change what the EMA copies and what every checkpoint pickles: the checkpoints stay the plain
+student instead, so the seams stay.
 
     trainer method      swapped for the call                 Ultralytics 8.4.190 behaviour relied on          test
     save_model          wdir, last, best → weights/.staging  writes last.pt, best.pt, epochN.pt to these     test_crash
@@ -15,6 +17,8 @@ pickles: the checkpoints stay the plain student instead, so the seams stay.
     auto_batch          model → student and teacher          profiles the step of self.model                  test_edges
     run_callbacks       args → + yolodistill_* keys          integrations log vars(trainer.args) on start     test_edges
     train (DDP)         args → + the distillation args       the DDP file rebuilds the trainer from args      test_ddp
+    get_dataloader      data.build.YOLODataset → Unlabeled-  build_yolo_dataset builds the class its module   test_unla-
+                        Dataset, args.fraction → 1           names, cutting a train set to args.fraction      beled
 
 One more seam lives with the student, not the trainer: `Distiller.attach` sets `student.loss` (Ultralytics' training
 step calls `self.loss(batch)` on the model) for the whole run, and `Distiller.detach` deletes it again. And one with

@@ -4,6 +4,7 @@ the same overrides on Ultralytics' SegmentationTrainer, PoseTrainer and OBBTrain
 Ultralytics runs the loop (data, loss, optimizer, EMA, validation, checkpoints, callbacks, logging). We only:
   - check the input and load the teacher before the run directory exists      (check_resume)
   - build the train set at the teacher's resolution, derive the student's input (build_dataset, preprocess_batch)
+  - append unlabelled images to every labelled batch (get_dataloader, _close_dataloader_mosaic; unlabeled.py)
   - train the adapters in the student's optimizer                              (build_optimizer)
   - hook the student and wrap its criterion once the EMA copy exists            (_setup_train)
   - keep adapters, recipe and teacher path in an extra checkpoint key          (save_model, _load_checkpoint_state)
@@ -18,12 +19,14 @@ from __future__ import annotations
 import io
 import itertools
 import shutil
+from copy import copy
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+import ultralytics.data.build
 from torch import nn
 from ultralytics.cfg import cfg2dict
 from ultralytics.models.yolo.detect import DetectionTrainer
@@ -36,11 +39,12 @@ from ultralytics.utils.patches import override_configs, torch_load
 from ultralytics.utils.torch_utils import unwrap_model
 
 from .alignment import student_size
-from .checks import DISTILL_ARGS, check_args, check_device, merge_cfg, preflight, resume_args
+from .checks import DISTILL_ARGS, check_args, check_device, check_unlabeled_unchanged, merge_cfg, preflight, resume_args
 from .data import resolve_data
 from .distiller import Distiller
 from .seams import swapped
 from .teacher import teacher_task
+from .unlabeled import MixedLoader, UnlabeledDataset, unlabeled_batch
 from .utils import DistillError, replace_atomic, write_atomic
 
 # the events at which Ultralytics' integrations log trainer.args
@@ -105,6 +109,13 @@ def _apply_schedule(trainer: DistillationMixin) -> None:
     trainer.distiller.factor = trainer.plan.recipe.factor(trainer.epoch, trainer.epochs, trainer.args.close_mosaic)
 
 
+def _set_unlabeled_epoch(trainer: DistillationMixin) -> None:
+    """Under DDP, the unlabelled loader's sampler shuffles by epoch too (Ultralytics sets the labelled one's)."""
+    loader = trainer.train_loader
+    if isinstance(loader, MixedLoader) and hasattr(loader.unlabelled.sampler, "set_epoch"):
+        loader.unlabelled.sampler.set_epoch(trainer.epoch)
+
+
 def _report_dropped_steps(trainer: DistillationMixin) -> None:
     """Once an epoch (one host sync): how many steps had their distillation dropped for a non-finite teacher output."""
     dropped = int(trainer.distiller.dropped_steps)
@@ -153,6 +164,7 @@ class DistillationMixin:
         with torch.random.fork_rng(devices=[]):
             self.distiller = Distiller.from_plan(self.plan).to(self.device)
         self.add_callback("on_train_epoch_start", _apply_schedule)
+        self.add_callback("on_train_epoch_start", _set_unlabeled_epoch)
         self.add_callback("on_train_epoch_end", _report_dropped_steps)
         if RANK in {-1, 0}:
             YAML.save(self.save_dir / "distill.yaml", self.distill_state(adapters=False))
@@ -176,6 +188,7 @@ class DistillationMixin:
                 f"'{self.args.model}' is from a {self.args.task} run, but {type(self).__name__} trains {self.TASK} "
                 "models: resume it with yolodistill train resume=..., which picks the trainer of its task"
             )
+        state = None
         if self.resume:
             ckpt = torch_load(self.args.model, map_location="cpu")
             state = ckpt.get(CKPT_KEY)
@@ -185,6 +198,8 @@ class DistillationMixin:
             self.distill_args = resume_args(state, self.distill_args, self.args.imgsz)
         self.args.data = resolve_data(self.args.data) if self.args.data else self.args.data
         self.plan = preflight(self.args, self.distill_args)
+        if state:
+            check_unlabeled_unchanged(state, self.plan)
         self.distill_args["recipe"] = self.plan.recipe_name
         r = self.plan.recipe
         LOGGER.info(
@@ -192,6 +207,11 @@ class DistillationMixin:
             f"losses={r.weights()} taps teacher{self.plan.teacher_layers}→student{self.plan.student_layers} "
             f"adapter={r.adapter} imgsz={self.args.imgsz} teacher_imgsz={self.plan.teacher_imgsz}"
         )
+        if self.plan.unlabeled:
+            LOGGER.info(
+                f"{colorstr('distill:')} unlabeled: found {len(self.plan.unlabeled_files)} images in "
+                f"{self.plan.unlabeled} (unlabeled_ratio={self.plan.unlabeled_ratio:g})"
+            )
         if self.plan.teacher_classes is not None:
             LOGGER.info(
                 f"{colorstr('distill:')} the teacher's {len(self.plan.teacher.names)} classes include the data's "
@@ -237,6 +257,35 @@ class DistillationMixin:
                 return super().build_dataset(img_path, mode, batch)
         return super().build_dataset(img_path, mode, batch)
 
+    def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0, mode: str = "train"):
+        """With unlabelled images, the train loader is Ultralytics' own with a second one of its loaders, over
+        `UnlabeledDataset`, appended batch by batch (`unlabeled.MixedLoader`; how they mix: unlabeled.py)."""
+        loader = super().get_dataloader(dataset_path, batch_size, rank, mode)
+        if mode != "train" or not self.plan.unlabeled_files:
+            return loader
+        k = unlabeled_batch(batch_size, self.plan.unlabeled_ratio)
+        # Ultralytics' build_yolo_dataset names its dataset class with no way to pass another, and cuts a train set to
+        # `fraction` (meant for the labelled set): both are set aside for this one build (seams.py)
+        with (
+            swapped(ultralytics.data.build, YOLODataset=UnlabeledDataset),
+            override_configs(self.args, {"fraction": 1.0}),
+        ):
+            extra = super().get_dataloader(self.plan.unlabeled_files, k, rank, mode)
+        if RANK in {-1, 0}:
+            n, found = len(loader), len(self.plan.unlabeled_files)
+            LOGGER.info(
+                f"{colorstr('distill:')} unlabeled: each batch of {batch_size} labelled images gets {k} unlabelled "
+                f"ones: an epoch uses {n * k * max(self.world_size, 1)} unlabelled images ({n} steps; {found} found)"
+            )
+        return MixedLoader(loader, extra)
+
+    def _close_dataloader_mosaic(self) -> None:
+        """Ultralytics closes mosaic on the train loader's dataset; the unlabelled images' dataset closes it too (both
+        loaders are then reset by the MixedLoader)."""
+        super()._close_dataloader_mosaic()
+        if isinstance(self.train_loader, MixedLoader):
+            self.train_loader.unlabelled.dataset.close_mosaic(hyp=copy(self.args))
+
     def preprocess_batch(self, batch: dict) -> dict:
         """For a lower-resolution student, `img` becomes the antialiased downscale of the teacher-size batch (same
         augmented content, labels are normalised so they stay valid) and `teacher_img` keeps the original."""
@@ -255,6 +304,8 @@ class DistillationMixin:
         step = _StepWithTeacher(self.model, self.distiller.teacher, self.plan.teacher_imgsz / self.args.imgsz)
         with swapped(self, model=step):
             batch = super().auto_batch()
+        if self.plan.unlabeled_files:  # a step holds batch + unlabeled_batch(batch) images: leave room for them
+            batch = max(1, int(batch / (1 + self.plan.unlabeled_ratio)))
         LOGGER.info(f"{colorstr('distill:')} auto-batch chose batch={batch}, profiling student and teacher together")
         return batch
 

@@ -1,0 +1,140 @@
+"""What unlabelled images are worth: `unlabeled=` against distilling on the labelled images alone.
+
+On the built-in `shapes` preset the labels of the first 10 % of the training images are kept (a copy of those images
+and labels, with the validation split as it is); the other 90 % are given as `unlabeled=` (a .txt list of their
+paths). Every student is the YOLOv8n pretrained with plain Ultralytics on the `synthetic` preset (other classes; the
+suite's `pretrained` student), fine-tuned as users fine-tune `yolov8n.pt`. Per seed, with one schedule (the same
+epochs, so the same steps per epoch on the 10 %):
+
+- the student on the 10 % alone, and the student on all labels (the ceiling);
+- for each teacher, distilled on the 10 % (the default recipe), and distilled on the 10 % plus the unlabelled 90 %.
+
+The teachers: a YOLOv8s pretrained on `synthetic` (10 epochs) and fine-tuned on the same 10 % (60 epochs: a bigger
+model on the same labels), and the suite's YOLOv8s trained on all labels. Each distilled row is read by its paired
+gain over the student on the 10 % and by the share of the gap from "10 % labels" to "all labels" it recovers,
+R = (mAP − mAP_10%) / (mAP_all − mAP_10%); each `+ unlabeled` row also by its paired gain over the distilled row on the
+10 % alone with the same teacher. Validation only after the last epoch (`val=False`: best.pt is the last), two
+trainings side by side, one torch thread each; finished runs are kept (`common.train`), so a cut-off run continues.
+
+    python benchmarks/unlabeled.py --quick   # 1 seed, 3 epochs: a smoke test
+    python benchmarks/unlabeled.py           # 3 seeds
+
+Writes benchmarks/results/unlabeled.json (unlabeled_quick.json with --quick); `python benchmarks/report.py` puts its
+table in README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import common
+import yaml
+from common import gap_recovery, paired, row, table, train_all, trained, write_json
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--data", default="shapes", help="data yaml or datasets.yaml name")
+    p.add_argument("--labelled", type=float, default=0.1, help="share of the train images whose labels are kept")
+    p.add_argument("--pretrain-data", default="synthetic", help="where students and the 10 %% teacher start from")
+    p.add_argument("--pretrain-epochs", type=int, default=30, help="the student's (the suite's pretrained student)")
+    p.add_argument("--teacher-pretrain-epochs", type=int, default=10)
+    p.add_argument("--teacher", default="yolov8s.yaml")
+    p.add_argument("--teacher-epochs", type=int, default=60, help="the 10 %% teacher's fine-tuning")
+    p.add_argument("--full-teacher-epochs", type=int, default=50, help="the all-labels teacher (the suite's)")
+    p.add_argument("--student", default="yolov8n.yaml")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--ratio", type=float, default=None, help="unlabeled_ratio (default: yolodistill's default)")
+    p.add_argument("--imgsz", type=int, default=128)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--workers", type=int, default=2, help="trainings side by side, one torch thread each")
+    p.add_argument("--out", default=None, help="name of the JSON in benchmarks/results/ (unlabeled[_quick])")
+    return p.parse_args()
+
+
+def split(data: str, share: float, where: Path) -> tuple[Path, Path, int, int]:
+    """A data yaml over a copy of the first `share` of `data`'s training images with their labels (validation as it
+    is), and a .txt list of the other training images; with both counts."""
+    from ultralytics.data.utils import check_det_dataset, img2label_paths
+
+    info = check_det_dataset(data)
+    images = sorted(p for p in Path(info["train"]).rglob("*") if p.suffix.lower() in {".jpg", ".png"})
+    n = round(share * len(images))
+    for sub in ("images", "labels"):
+        shutil.rmtree(where / sub, ignore_errors=True)
+        (where / sub / "train").mkdir(parents=True)
+    for image, label in zip(images[:n], img2label_paths([str(p) for p in images[:n]])):
+        shutil.copy(image, where / "images" / "train")
+        if Path(label).is_file():
+            shutil.copy(label, where / "labels" / "train")
+    (where / "unlabeled.txt").write_text("".join(f"{p}\n" for p in images[n:]))
+    labelled = {"path": str(where), "train": "images/train", "val": str(info["val"]), "names": info["names"]}
+    (where / "data.yaml").write_text(yaml.safe_dump(labelled, sort_keys=False))
+    return where / "data.yaml", where / "unlabeled.txt", n, len(images) - n
+
+
+def main() -> None:
+    from yolodistill.data import resolve_data
+    from yolodistill.demo import teacher_checkpoint
+    from yolodistill.unlabeled import UNLABELED_RATIO
+
+    args = parse_args()
+    if args.quick:
+        args.epochs, args.teacher_epochs = 3, 3
+    out = args.out or common.result_name("unlabeled", args.quick)
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    ratio = UNLABELED_RATIO if args.ratio is None else args.ratio
+    data = resolve_data(args.data)
+    few, pool, n_labelled, n_unlabelled = split(data, args.labelled, common.CACHE / f"{out}-split")
+    shared = dict(imgsz=args.imgsz, batch=args.batch, device=args.device, workers=0)
+    source = resolve_data(args.pretrain_data)
+    student = str(trained(args.student, source, args.pretrain_epochs, args.imgsz, args.batch, args.device))
+    base = trained(args.teacher, source, args.teacher_pretrain_epochs, args.imgsz, args.batch, args.device)
+    share = f"{100 * args.labelled:g} % labels"
+    teachers = {
+        share: teacher_checkpoint(str(base), str(few), args.teacher_epochs, seed=0, **shared),
+        "all labels": trained(args.teacher, data, args.full_teacher_epochs, args.imgsz, args.batch, args.device),
+    }
+    teacher_info = {k: {"checkpoint": str(t), **common.validate(t, data, shared)} for k, t in teachers.items()}
+
+    # (row name, method, its train args); each row's runs pair with the student on the 10 % of the same seed
+    methods: list[tuple[str, str, dict[str, Any]]] = [
+        (f"student, {share}", "student", {"data": str(few)}),
+        ("student, all labels", "student", {"data": data}),
+    ]
+    for name, t in teachers.items():
+        methods.append((f"distilled, {name} teacher", "yolodistill", {"data": str(few), "teacher": t}))
+        extra = {"unlabeled": str(pool), "unlabeled_ratio": ratio}
+        methods.append((f"distilled + unlabeled, {name} teacher", "yolodistill", {"data": str(few), "teacher": t,
+                                                                                 **extra}))  # fmt: skip
+    run = dict(epochs=args.epochs, val=False, **shared)
+    labels = [f"{out}-" + re.sub(r"[^\w.-]+", "_", m[0]) for m in methods]
+    jobs = [dict(method=m, model=student, name=f"{label}-s{s}", seed=s, **run, **extra)
+            for s in seeds for label, (_, m, extra) in zip(labels, methods)]  # fmt: skip
+    results = dict(zip((j["name"] for j in jobs), train_all(jobs, args.workers)))
+    rows = []
+    for label, (name, _, _) in zip(labels, methods):
+        rows.append(row(name, False, [{"seed": s, **results[f"{label}-s{s}"]} for s in seeds]))
+    low, high = rows[0], rows[1]
+    for r in rows[1:]:
+        r.update(paired(r["per_seed"], low["per_seed"]))
+        r["gap_recovery"] = gap_recovery(r["map50_95_mean"], low["map50_95_mean"], high["map50_95_mean"])
+    for labelled_only, with_pool in zip(rows[2::2], rows[3::2]):
+        with_pool["over_labelled_only"] = paired(with_pool["per_seed"], labelled_only["per_seed"])
+    settings = {**{k: v for k, v in vars(args).items() if k not in ("quick", "out", "workers")}, "seeds": seeds,
+                "unlabeled_ratio": ratio, "labelled_images": n_labelled, "unlabeled_images": n_unlabelled,
+                "student": student}  # fmt: skip
+    print(table(rows))
+    write_json(out, {"mode": "quick" if args.quick else "full", "settings": settings, "teachers": teacher_info,
+                     "rows": rows})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
