@@ -264,3 +264,18 @@ def test_segment_run_resumes_with_its_trainer(task_teachers, task_data, workdir)
     with open(resumed.csv) as f:
         rows = list(csv.DictReader(f))
     assert [int(float(r["epoch"])) for r in rows] == [1, 2] and all(float(r["train/mask_kd_loss"]) > 0 for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["segment", "pose"])
+def test_task_run_with_unlabeled_images(task, task_teachers, task_data, workdir):
+    """unlabeled= works for task students too: their batches mix with unlabelled ones (masks and keypoints of the
+    labelled images only), the task loss distils on all of them."""
+    loss = TASKS[task][1]
+    unlabeled = task_data["detect"].parent / "images" / "train"  # other images, their labels ignored
+    args = train_args(workdir / "runs", name=f"task-unlabeled-{task}", unlabeled=str(unlabeled), **{loss: 1.0})
+    result = distill(task_teachers[task], student_yaml(task), task_data[task], **args)
+    with open(result.save_dir / "results.csv") as f:
+        row = next(csv.DictReader(f))
+    assert float(row[f"train/{loss}_loss"]) > 0 and float(row["train/cls_kd_loss"]) > 0
+    assert torch.load(result.best, map_location="cpu", weights_only=False)[CKPT_KEY]["unlabeled_images"] == 16
