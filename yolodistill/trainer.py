@@ -130,13 +130,15 @@ def _report_dropped_steps(trainer: DistillationMixin) -> None:
 class DistillationMixin:
     """yolodistill's behaviour on top of an Ultralytics task trainer: `class X(DistillationMixin, TaskTrainer)`.
 
-    A mixin rather than one subclass per task: every override here (preflight, teacher-size data, adapters in the
-    optimizer, the wrapped criterion, atomic checkpoints, resume, DDP arguments, tracking) is the same for every task,
-    because Ultralytics' SegmentationTrainer, PoseTrainer and OBBTrainer differ from its DetectionTrainer only in
-    their model, validator, dataset task and plots, none of which yolodistill touches. Placed before the task trainer
-    in the bases, the mixin's methods run first and reach the task trainer's through super(), so each task keeps its
-    own model, loss, validator and plots, and a plain student of that task is what gets saved. `TASK` is the task the
-    trainer trains (Ultralytics' `args.task`); the teacher's must be the same (checks.preflight).
+    One mixin applied to Ultralytics' four task trainers (each trainer class below is a one-line pairing) rather than
+    a subclass per task with its own overrides: every override here (preflight, teacher-size data, unlabelled images,
+    adapters in the optimizer, the wrapped criterion, atomic checkpoints, resume, DDP arguments, tracking) is the same
+    for every task, because Ultralytics' SegmentationTrainer, PoseTrainer and OBBTrainer differ from its
+    DetectionTrainer only in their model, validator, dataset task and plots, none of which yolodistill touches.
+    Placed before the task trainer in the bases, the mixin's methods run first and reach the task trainer's through
+    super(), so each task keeps its own model, loss, validator and plots, and a plain student of that task is what
+    gets saved. `TASK` is the task the trainer trains (Ultralytics' `args.task`); the teacher's must be the same
+    (checks.preflight).
 
     Takes every Ultralytics train argument plus `teacher`, `recipe`, `teacher_imgsz` and the keys of
     `yolodistill.recipes.Recipe` (`yolodistill help` lists them).
