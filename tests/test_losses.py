@@ -304,9 +304,10 @@ def bilinear_reference(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return out
 
 
-def mask_kd_reference(sc, sp, tc, tp, t_cls, topk: int) -> float:
+def mask_kd_reference(sc, sp, tc, tp, t_boxes, t_cls, topk: int) -> float:
     """Per image the topk anchors of largest teacher score; each model's mask logits Σ_m c_m·P_m, the student's resized
-    to the teacher's size; binary KL per pixel, averaged over pixels, weighted by the teacher's score."""
+    to the teacher's size; binary KL per pixel, averaged over the pixels inside the teacher's box (pixel column x1 ≤ j
+    < x2, row y1 ≤ i < y2), weighted by the teacher's score."""
     n, _, a = tc.shape
     total, weights = 0.0, 0.0
     for i in range(n):
@@ -316,20 +317,32 @@ def mask_kd_reference(sc, sp, tc, tp, t_cls, topk: int) -> float:
             zs = np.tensordot(sc[i, :, j], sp[i], axes=1)
             if zs.shape != zt.shape:
                 zs = bilinear_reference(zs, *zt.shape)
-            kl = [binary_kl_reference(sigmoid(t), sigmoid(s)) for t, s in zip(zt.ravel(), zs.ravel())]
-            total += w[j] * sum(kl) / len(kl)
+            x1, y1, x2, y2 = t_boxes[i, j]
+            kl = [
+                binary_kl_reference(sigmoid(zt[r, c]), sigmoid(zs[r, c]))
+                for r in range(zt.shape[0])
+                for c in range(zt.shape[1])
+                if x1 <= c < x2 and y1 <= r < y2
+            ]
+            total += w[j] * sum(kl) / max(1, len(kl))
             weights += w[j]
     return total / max(1.0, weights)
 
 
 @pytest.mark.parametrize(("student_hw", "topk"), [((6, 5), 3), ((3, 4), 4), ((6, 5), 100)])
 def test_mask_kd_matches_reference(student_hw, topk):
-    """Other mask counts for teacher (4) and student (3); the student's prototypes also at a lower resolution."""
+    """Other mask counts for teacher (4) and student (3); the student's prototypes also at a lower resolution; boxes
+    anywhere, some reaching out of the map and one empty."""
     sc, tc, t_cls = rand(0, 2, 3, 7), rand(1, 2, 4, 7), rand(2, 2, 3, 7)
     sp, tp = rand(3, 2, 3, *student_hw, scale=0.5), rand(4, 2, 4, 6, 5, scale=0.5)
-    expected = mask_kd_reference(sc.numpy(), sp.numpy(), tc.numpy(), tp.numpy(), t_cls.numpy(), topk)
+    corner = torch.rand(2, 7, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 5 - 1
+    boxes = torch.cat([corner, corner + rand(6, 2, 7, 2).abs() + 0.3], dim=2)
+    boxes[0, int(t_cls[0].amax(0).argmax())] = torch.tensor([2.2, 2.2, 2.4, 2.4])  # covers no pixel: its ℓ is 0
+    expected = mask_kd_reference(sc.numpy(), sp.numpy(), tc.numpy(), tp.numpy(), boxes.numpy(), t_cls.numpy(), topk)
     assert expected > 0.01
-    assert MaskKDLoss(topk)(sc, sp, tc, tp, t_cls).item() == pytest.approx(expected, rel=1e-6)
+    assert MaskKDLoss(topk)(sc, sp, tc, tp, boxes, t_cls).item() == pytest.approx(expected, rel=1e-6)
+    whole = torch.tensor([0.0, 0.0, 5.0, 6.0], dtype=torch.float64).expand(2, 7, 4)  # the whole 6×5 map
+    assert MaskKDLoss(topk)(sc, sp, tc, tp, whole, t_cls).item() != pytest.approx(expected, rel=1e-3)
 
 
 def kpt_kd_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray) -> float:
@@ -395,10 +408,11 @@ def test_task_losses_zero_when_equal_positive_otherwise_fp32(loss, args):
     student = [rand(20 + i, *shape) for i, shape in enumerate(args)]
     same = [x.clone() for x in teacher]
 
-    # the student's inputs come first in each pair (mask: s_coeffs, s_protos, t_coeffs, t_protos)
+    # mask: the student's coefficients and prototypes, the teacher's, boxes over the whole 4×4 map
     def call(s, t):
-        pairs = (s[0], s[1], t[0], t[1]) if isinstance(loss, MaskKDLoss) else (s[0], t[0])
-        return loss(*pairs, t_cls)
+        if isinstance(loss, MaskKDLoss):
+            return loss(s[0], s[1], t[0], t[1], torch.tensor([0.0, 0, 4, 4]).expand(2, 7, 4), t_cls)
+        return loss(s[0], t[0], t_cls)
 
     assert call(same, teacher).item() == pytest.approx(0.0, abs=1e-7)
     assert call(student, teacher).item() > 0

@@ -20,11 +20,12 @@ from ultralytics.models.yolo.pose import PoseTrainer
 from ultralytics.models.yolo.segment import SegmentationTrainer
 from ultralytics.nn.tasks import ClassificationModel
 from ultralytics.utils import DEFAULT_CFG
+from ultralytics.utils.ops import xywh2xyxy
 
 from yolodistill import DistillError, SegmentDistillationTrainer, distill, export
 from yolodistill.checks import DISTILL_ARGS, MODELS, preflight
 from yolodistill.cli import entrypoint
-from yolodistill.distiller import Distiller, head_outputs, keypoint_offsets
+from yolodistill.distiller import Distiller, head_outputs, keypoint_offsets, mask_boxes
 from yolodistill.synthetic import GENTLE, KPT_SHAPE
 from yolodistill.trainer import CKPT_KEY, TRAINERS, trainer_class
 
@@ -153,6 +154,20 @@ def test_keypoint_offsets_are_the_heads_own_decoding(cfg):
     torch.testing.assert_close(got[:, :, :2], pixels[:, :, :2] / strides - anchors[None, None])
     torch.testing.assert_close(got[:, :, 2], raw.view(2, 3, 3, -1)[:, :, 2])  # the visibility logit, not σ of it
     assert torch.equal(head.anchors, anchors) and torch.equal(head.strides, strides)  # put back after the call
+
+
+@pytest.mark.parametrize("cfg", ["yolov8n-seg.yaml", "yolo26n-seg.yaml"])
+def test_mask_boxes_are_the_heads_own_boxes_on_the_prototype_grid(cfg):
+    """Against the head's own box decoding at inference (image pixels), for DFL boxes and YOLO26's one-bin ones."""
+    torch.manual_seed(0)
+    model = MODELS["segment"](cfg, nc=2, verbose=False).eval()
+    head = model.model[-1]
+    with torch.no_grad():
+        preds = head_outputs(model.predict(torch.rand(2, 3, IMGSZ, IMGSZ)))
+        pixels = head._get_decode_boxes(preds)  # N×4×A: xywh, or xyxy for an end-to-end head
+        got = mask_boxes(head, preds)
+    xyxy = pixels.transpose(1, 2) if head.end2end else xywh2xyxy(pixels.transpose(1, 2))
+    torch.testing.assert_close(got, xyxy / (IMGSZ / preds["proto"].shape[-1]))
 
 
 @pytest.mark.parametrize("task", list(TASKS))

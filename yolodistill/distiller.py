@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from ultralytics.utils.tal import make_anchors
 
 from .adapters import build_adapters
 from .alignment import align, align_anchors, split_levels
@@ -47,6 +48,21 @@ def keypoint_offsets(head: nn.Module, kpts: torch.Tensor) -> torch.Tensor:
     with swapped(head, anchors=kpts.new_zeros(2, a), strides=kpts.new_ones(1, a)):
         decoded = head.kpts_decode(kpts).view(n, *head.kpt_shape, a)
     return torch.cat([decoded[:, :, :2], kpts.view(n, *head.kpt_shape, a)[:, :, 2:]], dim=2)
+
+
+def mask_boxes(head: nn.Module, preds: dict[str, Any]) -> torch.Tensor:
+    """A Segment head's box at every anchor, N×A×4 (x1, y1, x2, y2) in pixels of its prototype maps: the DFL logits
+    N×4R×A decoded to side distances by the head's own `dfl` (the expected bin; with one bin, YOLO26's, the value
+    itself), around the anchor point, in grid cells of the anchor's level, times (prototype size / level size)."""
+    feats, proto = preds["feats"], preds["proto"]
+    anchors, _ = make_anchors(feats, [1] * len(feats), 0.5)  # A×2 (x, y), grid cells
+    sizes = [f.shape[-2:] for f in feats]
+    scale = torch.cat(
+        [anchors.new_tensor([proto.shape[-1] / w, proto.shape[-2] / h]).expand(h * w, 2) for h, w in sizes]
+    )
+    d = head.dfl(preds["boxes"].float())  # N×4×A: left, top, right, bottom
+    xy, scale = anchors.t()[None].float(), scale.t().repeat(2, 1)[None].float()  # 1×2×A, 1×4×A
+    return (torch.cat([xy - d[:, :2], xy + d[:, 2:]], dim=1) * scale).transpose(1, 2)
 
 
 def score_maps(scores: torch.Tensor, feats: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -184,7 +200,8 @@ class Distiller(nn.Module):
     def task_inputs(self, s_head: dict[str, Any], t_head: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The task inputs the recipe's losses take (registry.TASK_OUTPUTS), from both heads' output dicts: per-anchor
         outputs on the teacher's anchors (keypoints, which the checks keep on one grid, decoded by each model's head:
-        `keypoint_offsets`), prototype maps as they are."""
+        `keypoint_offsets`), prototype maps as they are, and the teacher's boxes that mask distillation crops to
+        (`mask_boxes`)."""
         inputs = {}
         for name, key in TASK_OUTPUTS.items():
             if f"t_{name}" not in self.inputs:
@@ -195,6 +212,8 @@ class Distiller(nn.Module):
             elif name != "protos":
                 s = align_anchors(s, s_head["feats"], t_head["feats"])
             inputs.update({f"s_{name}": s, f"t_{name}": t})
+        if "t_mask_boxes" in self.inputs:
+            inputs["t_mask_boxes"] = mask_boxes(self.teacher.model[-1], t_head)
         return inputs
 
     def attach(self, student: nn.Module) -> None:

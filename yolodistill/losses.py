@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from ultralytics.utils.metrics import bbox_iou
+from ultralytics.utils.ops import crop_mask
 
 
 class _LevelLoss(nn.Module):
@@ -282,22 +283,28 @@ class CrossKDLoss(nn.Module):
 
 
 class MaskKDLoss(nn.Module):
-    """Mask distillation for segmentation students, at the anchors the teacher is confident about.
+    """Mask distillation for segmentation students, at the anchors the teacher is confident about, inside its boxes.
 
     A Segment head predicts, per anchor, M mask coefficients c (N×M×A) and, per image, M prototype maps P (N×M×h×w);
     an anchor's mask logits are z_{n,a} = Σ_m c_{n,m,a} · P_{n,m} (h×w), its mask σ(z), as Ultralytics' segmentation
     loss and predictor form them. Teacher and student may have different M and prototype sizes: each model's own
     mask is formed, and the student's is resized bilinearly to the teacher's H×W where they differ (a lower-resolution
     student). With the teacher's top class score w_{n,a} = max_k σ(t^cls_{n,k,a}) as the anchor weight (as LD has it),
-    per image the `topk` anchors of largest w, S_n (all A when fewer), and the binary KL per pixel of the soft targets:
+    per image the `topk` anchors of largest w, S_n (all A when fewer), and the binary KL per pixel of the soft targets
+    over the pixels B_{n,a} inside the teacher's box at that anchor:
 
-        L = Σ_n Σ_{a∈S_n} w_{n,a} · mean_{H×W} KL_b(σ(z^T_{n,a}) ‖ σ(z^S_{n,a})) / max(1, Σ_n Σ_{a∈S_n} w_{n,a})
+        ℓ_{n,a} = Σ_{p∈B_{n,a}} KL_b(σ(z^T_{n,a,p}) ‖ σ(z^S_{n,a,p})) / max(1, |B_{n,a}|)
+        L = Σ_n Σ_{a∈S_n} w_{n,a} · ℓ_{n,a} / max(1, Σ_n Σ_{a∈S_n} w_{n,a})
 
-    Only `topk` anchors per image, because a mask per anchor is an H×W map (A·H·W values for all anchors: 8400·160²
-    at 640 px). The masks are compared over the whole prototype map, as both models compute them.
+    Inside the box, because that is where a mask means something: Ultralytics trains a mask only inside its box (the
+    segmentation loss crops to it, normalised by the box area) and crops predicted masks to their boxes, so outside
+    it the teacher's logits were never trained. B_{n,a} is Ultralytics' own crop (`crop_mask`: pixel x1 ≤ col < x2,
+    y1 ≤ row < y2). Only `topk` anchors per image, because a mask per anchor is an H×W map (A·H·W values for all
+    anchors: 8400·160² at 640 px).
 
-    Inputs: s_mask_coeffs N×M_s×A, s_protos N×M_s×h×w, t_mask_coeffs N×M_t×A, t_protos N×M_t×H×W, t_scores N×K×A
-    (the student's coefficients on the teacher's anchors).
+    Inputs: s_mask_coeffs N×M_s×A, s_protos N×M_s×h×w, t_mask_coeffs N×M_t×A, t_protos N×M_t×H×W, t_mask_boxes N×A×4
+    (the teacher's boxes, x1 y1 x2 y2 in pixels of its prototype maps: `distiller.mask_boxes`), t_scores N×K×A (the
+    student's coefficients on the teacher's anchors).
     """
 
     def __init__(self, topk: int = 32):
@@ -310,6 +317,7 @@ class MaskKDLoss(nn.Module):
         s_protos: torch.Tensor,
         t_mask_coeffs: torch.Tensor,
         t_protos: torch.Tensor,
+        t_mask_boxes: torch.Tensor,
         t_scores: torch.Tensor,
     ) -> torch.Tensor:
         if s_mask_coeffs.shape[-1] != t_mask_coeffs.shape[-1]:
@@ -324,7 +332,9 @@ class MaskKDLoss(nn.Module):
         zt, zs = masks(t_mask_coeffs, t_protos), masks(s_mask_coeffs, s_protos)
         if zs.shape[-2:] != zt.shape[-2:]:
             zs = F.interpolate(zs, size=zt.shape[-2:], mode="bilinear", align_corners=False)
-        kl = binary_kl(zs, zt).mean(dim=(2, 3))  # N×k
+        boxes = t_mask_boxes.float().gather(1, idx[..., None].expand(-1, -1, 4))  # N×k×4
+        inside = crop_mask(torch.ones_like(zt).flatten(0, 1), boxes.flatten(0, 1)).view_as(zt)
+        kl = (binary_kl(zs, zt) * inside).sum(dim=(2, 3)) / inside.sum(dim=(2, 3)).clamp(min=1.0)  # N×k
         return (w * kl).sum() / w.sum().clamp(min=1.0)
 
 

@@ -14,6 +14,7 @@ The inputs, as `Distiller.forward` fills them (K classes, A anchors over all lev
   and what the task heads (Segment, Pose, OBB: each extends Detect) add, from the head output named in TASK_OUTPUTS:
     s_mask_coeffs, t_mask_coeffs mask coefficients N×M×A (M per model; the student's on the teacher's anchors)
     s_protos, t_protos           mask prototypes N×M×h×w (each model's own size)
+    t_mask_boxes                 the teacher's box at each anchor, N×A×4 x1 y1 x2 y2 in pixels of its prototype maps
     s_kpts, t_kpts               keypoints N×J×D×A: x, y in grid cells from the anchor (each head's own decoding,
                                  `distiller.keypoint_offsets`), with D = 3 a visibility logit
     s_angles, t_angles           box angles N×1×A in radians (the student's on the teacher's anchors)
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 FEATURE_INPUTS = ("student_maps", "teacher_maps", "masks")
 # each task input (without its s_/t_ prefix) → the key of the head's output dict that holds it
 TASK_OUTPUTS = {"mask_coeffs": "mask_coefficient", "protos": "proto", "kpts": "kpts", "angles": "angle"}
-TASK_INPUTS = tuple(f"{who}_{name}" for name in TASK_OUTPUTS for who in ("s", "t"))
+TASK_INPUTS = (*(f"{who}_{name}" for name in TASK_OUTPUTS for who in ("s", "t")), "t_mask_boxes")
 HEAD_INPUTS = ("s_scores", "t_scores", "s_boxes", "t_boxes", "cross_scores", "cross_boxes", *TASK_INPUTS)
 
 
@@ -184,7 +185,7 @@ TABLE: dict[str, LossRow] = {
     ),
     "mask_kd": LossRow(
         MaskKDLoss,
-        ("s_mask_coeffs", "s_protos", "t_mask_coeffs", "t_protos", "t_scores"),
+        ("s_mask_coeffs", "s_protos", "t_mask_coeffs", "t_protos", "t_mask_boxes", "t_scores"),
         {"topk": "mask_kd_topk"},
         _task_heads(Segment, "segment"),
     ),
