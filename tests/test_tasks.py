@@ -140,6 +140,18 @@ def test_task_losses_read_the_task_heads_and_train_their_branches(task, task_tea
         assert all(p.grad is not None for p in head.proto.parameters())
 
 
+@pytest.mark.parametrize("task", list(TASKS))
+def test_every_detection_loss_works_on_task_heads(task, task_teachers, task_data):
+    """The detection part of task heads distils with every head and feature loss, CrossKD's cut branches included."""
+    weights = {"cls_kd": 1.0, "ld": 1.0, "box_kd": 1.0, "cross_kd": 1.0, "cwd": 1.0, "mimic": 1.0, "pkd": 1.0}
+    plan = _plan(task, task_teachers[task], task_data[task], student_yaml(task), recipe="cwd", **weights)
+    distiller = Distiller.from_plan(plan)
+    terms, items = distil_step(distiller, _student(task), torch.rand(2, 3, IMGSZ, IMGSZ))
+    assert {f"{k}_loss" for k in weights} == set(items)
+    assert torch.isfinite(terms).all() and (terms > 0).all()
+    assert all(p.grad is not None for p in distiller.adapters.parameters())  # feature and CrossKD adapters
+
+
 @pytest.mark.parametrize("cfg", ["yolov8n-pose.yaml", "yolo26n-pose.yaml"])
 def test_keypoint_offsets_are_the_heads_own_decoding(cfg):
     """Against the head's inference: its decoded pixels / stride − anchor point, for both decodings (2·x̂ − ½ and x̂)."""
