@@ -53,6 +53,13 @@ def test_the_trainer_is_ultralytics_trainer_of_the_teachers_task(task_teachers, 
         assert trainer_class({"resume": str(last)}) is cls
 
 
+def test_arguments_are_checked_before_the_teacher_is_read(tmp_path):
+    with pytest.raises(DistillError, match="unknown argument 'epochz'"):
+        trainer_class({"teacher": str(tmp_path / "nope.pt"), "epochz": 1})
+    with pytest.raises(DistillError, match="not found"):
+        trainer_class({"teacher": str(tmp_path / "nope.pt"), "epochs": 1})
+
+
 def _cli_error(capsys, tmp_path, **args) -> str:
     args = {"epochs": 1, "imgsz": IMGSZ, "device": "cpu", "project": str(tmp_path / "runs"), **args}
     assert entrypoint(["train", *(f"{k}={v}" for k, v in args.items())]) == 2

@@ -483,6 +483,7 @@ def trainer_class(overrides: dict[str, Any]) -> type[DistillationMixin]:
     being resumed (its `train_args`). Where neither can be read, DistillationTrainer, whose checks then say why in one
     line. (The teacher is loaded once more by preflight: picking the class must come before the trainer exists.)"""
     overrides = merge_cfg(overrides)
+    check_args(overrides)  # a misspelled argument is named before the teacher is read, as the trainer does
     resume = overrides.get("resume")
     if resume:
         last = resume if isinstance(resume, (str, Path)) and Path(resume).is_file() else get_latest_run()
