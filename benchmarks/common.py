@@ -178,7 +178,15 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
         print(f"{args['name']}: finished before with these settings, kept ({kept})")
         return json.loads(kept.read_text())["result"]
     t0 = time.time()
-    trainer = train_with_threads(cls, threads, model=model, data=data, **extra, **args)
+    if args.get("assistant"):  # Teacher–Assistant–Student: both stages, each on `threads`, timed together
+        from yolodistill import assistant
+
+        def run(stage: dict[str, Any]) -> Any:
+            return train_with_threads(cls, threads, **stage)
+
+        trainer = assistant.train({"model": model, "data": data, **extra, **args}, run)
+    else:
+        trainer = train_with_threads(cls, threads, model=model, data=data, **extra, **args)
     result = {**scores(trainer.validator.metrics, task), "time_s": time.time() - t0, "best": str(trainer.best),
               **history(trainer.csv, task)}  # fmt: skip
     kept.parent.mkdir(parents=True, exist_ok=True)

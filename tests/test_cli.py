@@ -89,6 +89,7 @@ CASES = {
     "unlabeled without images": ({"unlabeled": "{bad}/no_images"}, "has no images"),
     "unlabeled unreadable": ({"unlabeled": "{bad}/broken_images"}, "1 of 1 images cannot be read"),
     "unlabeled_ratio alone": ({"unlabeled_ratio": 2}, "unlabeled_ratio=2 given, but no unlabeled images"),
+    "assistant at one resolution": ({"assistant": True}, "assistant= is for a lower-resolution student"),
 }
 
 

@@ -53,6 +53,22 @@ def test_the_trainer_is_ultralytics_trainer_of_the_teachers_task(task_teachers, 
         assert trainer_class({"resume": str(last)}) is cls
 
 
+def test_an_ensemble_of_task_teachers_is_of_one_task_and_distils_its_detection_part(
+    task_teachers, task_data, teacher_pt, workdir, tmp_path, capsys
+):
+    other = make_teacher(workdir / "teacher-segment-2.pt", "yolov8s-seg.yaml", NAMES, seed=1)
+    pair = [str(task_teachers["segment"]), str(other)]
+    assert trainer_class({"teacher": pair}) is TRAINERS["segment"]
+    seg = {"student": student_yaml("segment"), "data": task_data["segment"]}
+    err = _cli_error(capsys, tmp_path, teacher=f"[{pair[0]},{teacher_pt}]", **seg)
+    assert "is a detect model but teacher" in err and "an ensemble is of one task" in err
+    err = _cli_error(capsys, tmp_path, teacher=f"[{pair[0]},{pair[1]}]", mask_kd=1, **seg)
+    assert "an ensemble of teachers distils head outputs" in err and "mask_kd" in err
+    plan = _plan("segment", pair, task_data["segment"], student_yaml("segment"))
+    terms, items = distil_step(Distiller.from_plan(plan), _student("segment"), torch.rand(2, 3, IMGSZ, IMGSZ))
+    assert set(items) == {"cls_kd_loss", "ld_loss"} and torch.isfinite(terms).all() and (terms > 0).all()
+
+
 def test_arguments_are_checked_before_the_teacher_is_read(tmp_path):
     with pytest.raises(DistillError, match="unknown argument 'epochz'"):
         trainer_class({"teacher": str(tmp_path / "nope.pt"), "epochz": 1})
@@ -116,7 +132,8 @@ def test_a_trainer_of_another_task_is_one_line(task_teachers, task_data, data_ya
 def _plan(task, teacher, data, model, lowres=False, **weights):
     args = SimpleNamespace(data=str(data), model=model, task=task, imgsz=IMGSZ, multi_scale=0.0, single_cls=False)
     teacher_imgsz = 2 * IMGSZ if lowres else None
-    return preflight(args, {**DISTILL_ARGS, "teacher": str(teacher), "teacher_imgsz": teacher_imgsz, **weights})
+    teacher = teacher if isinstance(teacher, list) else str(teacher)  # a list: an ensemble
+    return preflight(args, {**DISTILL_ARGS, "teacher": teacher, "teacher_imgsz": teacher_imgsz, **weights})
 
 
 def _student(task):

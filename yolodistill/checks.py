@@ -38,7 +38,7 @@ from .utils import DistillError, suggest
 
 # yolodistill's own train arguments, accepted next to Ultralytics' (None: take the value from the recipe).
 DISTILL_ARGS: dict[str, Any] = {
-    "teacher": None,  # path of the teacher checkpoint
+    "teacher": None,  # path of the teacher checkpoint, or a list of them (an ensemble, ensemble.py)
     "recipe": None,  # bundled recipe name or path to a recipe yaml; None = DEFAULT_RECIPE, LOWRES_RECIPE if low-res
     "teacher_imgsz": None,  # teacher input size; None = imgsz (see alignment.py for a lower-resolution student)
     "unlabeled": None,  # images without labels to distil from (unlabeled.py); None = the data yaml's `unlabeled:`
@@ -67,9 +67,16 @@ def merge_cfg(args: dict[str, Any]) -> dict[str, Any]:
         if "model" in args:
             raise DistillError("both student= and model= given: they are the same argument, keep one")
         args["model"] = args.pop("student")
+    teacher = args.get("teacher")
+    if isinstance(teacher, str) and teacher.startswith("[") and teacher.endswith("]"):  # the CLI's teacher=[a.pt,b.pt]
+        args["teacher"] = [t.strip().strip("'\"") for t in teacher[1:-1].split(",") if t.strip()]
     for k in ("model", "teacher"):
         if isinstance(args.get(k), str):
             args[k] = str(check_model_file_from_stem(args[k]))
+    if isinstance(args.get("teacher"), (list, tuple)):
+        args["teacher"] = [str(check_model_file_from_stem(str(t))) for t in args["teacher"]]
+        if len(args["teacher"]) == 1:
+            args["teacher"] = args["teacher"][0]
     return args
 
 
@@ -120,6 +127,10 @@ class Plan:
     teacher_sha256: str
     student_head_channels: list[int]  # the student's channels where CrossKD cuts its head (empty without cross_kd)
     teacher_classes: list[int] | None  # teacher class channel of each data class (by name); None: same classes
+    members: list[nn.Module] = field(default_factory=list)  # the ensemble's other teachers (ensemble.py)
+    member_paths: list[str] = field(default_factory=list)
+    member_sha256: list[str] = field(default_factory=list)
+    member_classes: list[list[int] | None] = field(default_factory=list)
     unlabeled: str | None = None  # where the unlabelled images come from (a folder, .txt list or glob), resolved
     unlabeled_files: list[str] = field(default_factory=list)  # the images found there, each checked readable
     unlabeled_ratio: float = UNLABELED_RATIO
@@ -127,7 +138,9 @@ class Plan:
     def settings(self) -> dict[str, Any]:
         """The resolved distillation settings, flat: the teacher's path and hash, the recipe's name, `teacher_imgsz`,
         the unlabelled images' source and ratio, and every recipe value (plain types)."""
-        return {"teacher": self.teacher_path, "teacher_sha256": self.teacher_sha256, "recipe": self.recipe_name,
+        paths, hashes = [self.teacher_path, *self.member_paths], [self.teacher_sha256, *self.member_sha256]
+        return {"teacher": paths if self.members else paths[0], "teacher_sha256": hashes if self.members else hashes[0],
+                "recipe": self.recipe_name,
                 "teacher_imgsz": self.teacher_imgsz, "unlabeled": self.unlabeled,
                 "unlabeled_ratio": self.unlabeled_ratio if self.unlabeled else None,
                 **self.recipe.to_dict()}  # fmt: skip
@@ -271,6 +284,29 @@ def _unlabeled(args: SimpleNamespace, distill: dict[str, Any], data: dict) -> tu
     return str(source), files, float(ratio)
 
 
+def _check_ensemble(recipe: Recipe, paths: list[str], teachers: list[nn.Module]) -> None:
+    """Teachers averaged into one (ensemble.py) must put their anchors and box bins where the first one does; feature
+    losses and CrossKD read one teacher's own layers, and the task losses one teacher's own masks, keypoints or angles,
+    so they stay with a single teacher."""
+    # the task losses too: a mask's coefficients and prototypes, or keypoints, are not averaged across models
+    feature = [
+        k for k in ("cwd", "mimic", "pkd", "cross_kd", "mask_kd", "kpt_kd", "angle_kd") if getattr(recipe, k) > 0
+    ]
+    if feature:
+        raise DistillError(
+            f"an ensemble of teachers distils head outputs (cls_kd, ld, box_kd), but the recipe also has "
+            f"{', '.join(feature)}: set {'=0, '.join(feature)}=0, or give one teacher"
+        )
+    first, head = teachers[0], teachers[0].model[-1]
+    for path, t in zip(paths[1:], teachers[1:]):
+        if t.stride.tolist() != first.stride.tolist() or t.model[-1].reg_max != head.reg_max:
+            raise DistillError(
+                f"teacher '{path}' (strides {t.stride.tolist()}, reg_max {t.model[-1].reg_max}) cannot be averaged "
+                f"with '{paths[0]}' (strides {first.stride.tolist()}, reg_max {head.reg_max}): give teachers whose "
+                "heads have the same strides and box bins (one family, e.g. YOLOv8 and YOLO11)"
+            )
+
+
 def _layers(model: nn.Module, layers: Any, who: str) -> list[int]:
     layers = list(layers) if layers else detect_inputs(model)
     last = len(model.model) - 1  # the Detect head itself has no map to tap
@@ -335,12 +371,21 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     """
     data = _load_data(args.data)
     unlabeled, unlabeled_files, ratio = _unlabeled(args, distill, data)
-    teacher = load_teacher(distill["teacher"])
-    task = model_task(teacher)
-    _check_task(task, args.task, distill["teacher"], teacher.model[-1], data, args.data)
-    student = _load_student(args.model, data, task, distill["teacher"])
-    t_names, d_names = list(teacher.names.values()), list(data["names"].values())
-    classes = None if args.single_cls else teacher_classes(distill["teacher"], t_names, d_names)
+    paths = [str(t) for t in distill["teacher"]] if isinstance(distill["teacher"], list) else [distill["teacher"]]
+    teachers = [load_teacher(t) for t in paths]
+    task = model_task(teachers[0])
+    for path, t in zip(paths, teachers):  # every member of an ensemble: the task of the first, and the data's
+        if model_task(t) != task:
+            raise DistillError(
+                f"teacher '{path}' is a {model_task(t)} model but teacher '{paths[0]}' is a {task} model: an ensemble "
+                "is of one task"
+            )
+        _check_task(task, args.task, path, t.model[-1], data, args.data)
+    student = _load_student(args.model, data, task, paths[0])
+    d_names = list(data["names"].values())
+    picks = [None if args.single_cls else teacher_classes(p, list(t.names.values()), d_names)
+             for p, t in zip(paths, teachers)]  # fmt: skip
+    teacher, classes = teachers[0], picks[0]
     stride = max(32, int(teacher.stride.max()), int(student.stride.max()))
     teacher_imgsz = _sizes(args, distill["teacher_imgsz"], stride)
     lowres = teacher_imgsz != args.imgsz
@@ -353,7 +398,10 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         raise DistillError(f"{msg}: give teacher_layers and student_layers of equal length")
     if recipe.levels is not None and len(recipe.levels) != len(t_layers):
         raise DistillError(f"{len(recipe.levels)} levels weights for {len(t_layers)} taps: give one weight per tap")
-    _check_head_losses(recipe, teacher, student, lowres, classes and len(classes))
+    for t, c in zip(teachers, picks):
+        _check_head_losses(recipe, t, student, lowres, c and len(c))
+    if len(teachers) > 1:
+        _check_ensemble(recipe, paths, teachers)
     t_info, s_info = _probe(teacher, t_layers, 2 * stride), _probe(student, s_layers, 2 * stride)
     for ti, si, (_, ts), (_, ss) in zip(t_layers, s_layers, t_info, s_info):
         if ts != ss:
@@ -361,7 +409,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
             raise DistillError(f"{msg}: tap layers of equal stride")
     return Plan(
         teacher=teacher,
-        teacher_path=str(distill["teacher"]),
+        teacher_path=str(paths[0]),
         recipe=recipe,
         recipe_name=str(recipe_name),
         teacher_layers=t_layers,
@@ -369,9 +417,13 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         teacher_channels=[c for c, _ in t_info],
         student_channels=[c for c, _ in s_info],
         teacher_imgsz=teacher_imgsz,
-        teacher_sha256=file_sha256(distill["teacher"]),
+        teacher_sha256=file_sha256(paths[0]),
         student_head_channels=cut_channels(student.model[-1])[0] if recipe.cross_kd > 0 else [],
         teacher_classes=classes,
+        members=teachers[1:],
+        member_paths=[str(p) for p in paths[1:]],
+        member_sha256=[file_sha256(p) for p in paths[1:]],
+        member_classes=picks[1:],
         unlabeled=unlabeled,
         unlabeled_files=unlabeled_files,
         unlabeled_ratio=ratio,
@@ -415,11 +467,18 @@ def resume_args(state: dict[str, Any], given: dict[str, Any], imgsz: int) -> dic
             f"resume keeps the run's settings, but {', '.join(changed)} differ: drop them or start a new run"
         )
     teacher = given["teacher"] or state["teacher"]
-    if state.get("teacher_sha256") and Path(teacher).is_file() and file_sha256(teacher) != state["teacher_sha256"]:
-        raise DistillError(
-            f"teacher '{teacher}' is not the file this run was started with (content differs): pass the original "
-            "teacher or start a new run"
-        )
+    # an ensemble's paths and hashes are lists (in the same order); one teacher's are a path and a hash
+    listed = isinstance(state["teacher"], list)
+    hashes = state.get("teacher_sha256") or ([None] * len(state["teacher"]) if listed else None)
+    pairs = zip(teacher, hashes) if listed and isinstance(teacher, list) else [(teacher, hashes)]
+    if listed != isinstance(teacher, list) or (listed and len(teacher) != len(state["teacher"])):
+        raise DistillError(f"teacher={teacher} on resume, but the run's is {state['teacher']}: drop teacher=")
+    for path, sha in pairs:
+        if sha and Path(path).is_file() and file_sha256(path) != sha:
+            raise DistillError(
+                f"teacher '{path}' is not the file this run was started with (content differs): pass the original "
+                "teacher or start a new run"
+            )
     lowres_before = state["teacher_imgsz"] != state.get("imgsz", state["teacher_imgsz"])
     if lowres_before and imgsz != state["imgsz"]:
         raise DistillError(

@@ -22,10 +22,16 @@ Usage: yolodistill COMMAND key=value ...
 
 Distillation arguments (besides every Ultralytics train argument):
   teacher         Ultralytics detect/segment/pose/obb checkpoint whose class names include the data's (its task is
-                  the run's: student and data of that task, e.g. student=yolov8n-seg.yaml data=shapes-seg)
+                  the run's: student and data of that task, e.g. student=yolov8n-seg.yaml data=shapes-seg), or a
+                  list teacher=[a.pt,b.pt]: an ensemble, head outputs averaged
   student         model yaml (yolov8n.yaml) or .pt to start from (alias: model; its head is rebuilt for the data)
   recipe          bundled name ({{recipes}}) or path to a recipe yaml; default head_kd (lowres if teacher_imgsz > imgsz)
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
+  unlabeled       images without labels to distil from: a folder, a .txt list or a glob
+  assistant       true: with teacher_imgsz > imgsz, first train an assistant (the teacher at imgsz, distilled from
+                  it), then distil the student from it at one resolution (Teacher-Assistant-Student); or the
+                  best.pt of an assistant trained before. assistant_epochs: stage 1's epochs (default epochs)
+  unlabeled_ratio unlabelled images per labelled one in each batch (default 1)
   data            a data yaml or a name from datasets.yaml ({{datasets}})
 
 Recipe keys (a recipe's values, each also a train argument: recipe=cwd cwd=2 cwd_tau=4; 0 turns a loss off):
@@ -53,11 +59,11 @@ def parse(tokens: list[str]) -> dict[str, Any]:
 
 def train(args: dict[str, Any]) -> None:
     """`yolodistill train`: a run of the distillation trainer of the teacher's task (`student` is `model`, as the
-    trainer takes it)."""
-    from .trainer import trainer_class
+    trainer takes it); with `assistant=`, the two runs of Teacher–Assistant–Student (assistant.py)."""
+    from . import assistant
+    from .trainer import run
 
-    trainer = trainer_class(args)(overrides=args)
-    trainer.train()
+    trainer = assistant.train(args, run) if any(k in args for k in assistant.ASSISTANT_ARGS) else run(args)
     print(f"Distilled student: {trainer.best}")
 
 

@@ -13,6 +13,7 @@ from .adapters import build_adapters
 from .alignment import align, align_anchors, split_levels
 from .balance import Balance
 from .crosshead import CrossHead, cross_adapters
+from .ensemble import mean_boxes, mean_scores
 from .recipes import Recipe
 from .registry import TABLE, TASK_OUTPUTS
 from .seams import swapped
@@ -65,6 +66,14 @@ def mask_boxes(head: nn.Module, preds: dict[str, Any]) -> torch.Tensor:
     return (torch.cat([xy - d[:, :2], xy + d[:, 2:]], dim=1) * scale).transpose(1, 2)
 
 
+def _picked(preds: Any, classes: torch.Tensor | None) -> dict[str, Any]:
+    """A teacher's head outputs (`head_outputs`) with its channels for the data's classes (None: all, in order)."""
+    head = dict(head_outputs(preds))
+    if classes is not None:
+        head["scores"] = head["scores"].index_select(1, classes)
+    return head
+
+
 def score_maps(scores: torch.Tensor, feats: list[torch.Tensor]) -> list[torch.Tensor]:
     """Per level, the top class probability at each location, N×1×H×W, from head logits N×K×A over all levels."""
     return split_levels(scores.detach().sigmoid().amax(dim=1, keepdim=True), feats)
@@ -88,6 +97,7 @@ class Distiller(nn.Module):
         student_channels: Sequence[int],
         student_head_channels: Sequence[int] = (),
         teacher_classes: Sequence[int] | None = None,
+        members: Sequence[tuple[nn.Module, Sequence[int] | None]] = (),
     ):
         super().__init__()
         self.teacher = teacher
@@ -113,6 +123,11 @@ class Distiller(nn.Module):
         # data's order, picked once from its head outputs, so every loss and weight reads the data's classes only.
         classes = None if teacher_classes is None else torch.tensor(list(teacher_classes))
         self.register_buffer("teacher_classes", classes, persistent=False)
+        # More teachers (an ensemble, ensemble.py): their head outputs, each with its own class channels, are averaged
+        # with the teacher's; `teacher` alone gives the taps and the feature maps the anchors are aligned on.
+        self.members = nn.ModuleList(m for m, _ in members)
+        for i, (_, c) in enumerate(members):
+            self.register_buffer(f"member_classes_{i}", None if c is None else torch.tensor(list(c)), persistent=False)
         self.balance = Balance(recipe.balance)
         # steps whose distillation was dropped for a non-finite teacher output; read (and reset) once an epoch
         self.register_buffer("dropped_steps", torch.zeros((), dtype=torch.long), persistent=False)
@@ -135,12 +150,14 @@ class Distiller(nn.Module):
             plan.student_channels,
             plan.student_head_channels,
             plan.teacher_classes,
+            list(zip(plan.members, plan.member_classes)),
         )
 
     def train(self, mode: bool = True) -> Distiller:
         """Adapters follow `mode`; the teacher stays in eval mode (BatchNorm running statistics)."""
         super().train(mode)
         self.teacher.eval()
+        self.members.eval()
         return self
 
     def forward(self, teacher_img: torch.Tensor, student_preds: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -161,10 +178,14 @@ class Distiller(nn.Module):
         with torch.no_grad():
             # `embed` ends the forward at the last tapped layer; None runs the whole model, head included
             t_out = self.teacher.predict(teacher_img, embed=None if self.teacher_stop is None else [self.teacher_stop])
+            members = [_picked(m.predict(teacher_img), getattr(self, f"member_classes_{i}"))
+                       for i, m in enumerate(self.members)]  # fmt: skip
         teacher = self.teacher_taps.collect()
-        t_head = dict(head_outputs(t_out)) if self.recipe.uses_head else {}
-        if self.teacher_classes is not None and t_head:
-            t_head["scores"] = t_head["scores"].index_select(1, self.teacher_classes)
+        t_head = _picked(t_out, self.teacher_classes) if self.recipe.uses_head else {}
+        if members:
+            heads = [t_head, *members]
+            t_head["scores"] = mean_scores([h["scores"] for h in heads])
+            t_head["boxes"] = mean_boxes([h["boxes"] for h in heads], self.teacher.model[-1].reg_max)
         # A non-finite teacher output drops this step's distillation (on the device: no host sync). The values are
         # zeroed too, because a NaN multiplied by 0 in the forward still sends NaN gradients into the student.
         outputs = ("scores", "boxes", *(TASK_OUTPUTS[k[2:]] for k in self.inputs if k[2:] in TASK_OUTPUTS))

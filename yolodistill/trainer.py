@@ -63,18 +63,19 @@ class _StudentAndAdapters(nn.Module):
 
 
 class _StepWithTeacher(nn.Module):
-    """What auto-batch profiles: the teacher's no-grad forward (at teacher_imgsz), then the student's forward, with the
-    teacher's outputs held meanwhile."""
+    """What auto-batch profiles: the teachers' no-grad forwards (at teacher_imgsz), then the student's forward, with the
+    teachers' outputs held meanwhile."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, scale: float):
+    def __init__(self, student: nn.Module, teachers: list[nn.Module], scale: float):
         super().__init__()
-        self.student, self.teacher, self.scale = student, teacher, scale
+        self.student, self.teachers, self.scale = student, teachers, scale
         self.yaml, self.stride = student.yaml, student.stride  # what Ultralytics reads of the model meanwhile
 
     def forward(self, x: torch.Tensor) -> dict[str, Any]:
         with torch.no_grad():
-            held = self.teacher(x if self.scale == 1 else F.interpolate(x, scale_factor=self.scale))
-        return {"student": self.student(x), "teacher": held}
+            big = x if self.scale == 1 else F.interpolate(x, scale_factor=self.scale)
+            held = [t(big) for t in self.teachers]
+        return {"student": self.student(x), "teachers": held}
 
 
 def broadcast_from_rank0(params: list[nn.Parameter]) -> None:
@@ -209,6 +210,11 @@ class DistillationMixin:
             f"losses={r.weights()} taps teacher{self.plan.teacher_layers}→student{self.plan.student_layers} "
             f"adapter={r.adapter} imgsz={self.args.imgsz} teacher_imgsz={self.plan.teacher_imgsz}"
         )
+        if self.plan.members:
+            LOGGER.info(
+                f"{colorstr('distill:')} an ensemble of {1 + len(self.plan.members)} teachers: their class scores and "
+                "box distributions averaged (ensemble.py)"
+            )
         if self.plan.unlabeled:
             LOGGER.info(
                 f"{colorstr('distill:')} unlabeled: found {len(self.plan.unlabeled_files)} images in "
@@ -228,10 +234,12 @@ class DistillationMixin:
         if 0 < start_epoch < self.args.epochs:
             return
         best = Path(self.args.model).with_name("best.pt")
+        teacher = ckpt[CKPT_KEY]["teacher"]
+        teacher = f"[{','.join(teacher)}]" if isinstance(teacher, list) else teacher  # as the CLI takes a list
         raise DistillError(
             f"'{self.args.model}' is from a finished run (all epochs={self.args.epochs} trained; resume cannot add "
             f"epochs), nothing to resume: to train further, start a new run from its weights, e.g. yolodistill train "
-            f"student={best} teacher={ckpt[CKPT_KEY]['teacher']} data={self.args.data} epochs=N"
+            f"student={best} teacher={teacher} data={self.args.data} epochs=N"
         )
 
     def run_callbacks(self, event: str) -> None:
@@ -303,7 +311,8 @@ class DistillationMixin:
         """Ultralytics profiles a training step of `self.model` at a few batch sizes (CUDA only); the profiled step
         here also runs the teacher, at its own size, keeping its outputs alive through the student's step as a real
         step does, so the chosen batch leaves room for it."""
-        step = _StepWithTeacher(self.model, self.distiller.teacher, self.plan.teacher_imgsz / self.args.imgsz)
+        teachers = [self.distiller.teacher, *self.distiller.members]
+        step = _StepWithTeacher(self.model, teachers, self.plan.teacher_imgsz / self.args.imgsz)
         with swapped(self, model=step):
             batch = super().auto_batch()
         if self.plan.unlabeled_files:  # a step holds batch + unlabeled_batch(batch) images: leave room for them
@@ -479,9 +488,10 @@ TRAINERS: dict[str, type[DistillationMixin]] = {
 
 
 def trainer_class(overrides: dict[str, Any]) -> type[DistillationMixin]:
-    """The trainer of the run's task, which is the teacher's: read from `teacher`, or on resume from the checkpoint
-    being resumed (its `train_args`). Where neither can be read, DistillationTrainer, whose checks then say why in one
-    line. (The teacher is loaded once more by preflight: picking the class must come before the trainer exists.)"""
+    """The trainer of the run's task, which is the teacher's (an ensemble's first): read from `teacher`, or on resume
+    from the checkpoint being resumed (its `train_args`). Where neither can be read, DistillationTrainer, whose checks
+    then say why in one line. (The teacher is loaded once more by preflight: picking the class must come before the
+    trainer exists.)"""
     overrides = merge_cfg(overrides)
     check_args(overrides)  # a misspelled argument is named before the teacher is read, as the trainer does
     resume = overrides.get("resume")
@@ -492,6 +502,15 @@ def trainer_class(overrides: dict[str, Any]) -> type[DistillationMixin]:
         except Exception:  # not a checkpoint: check_resume says so in one line
             return DistillationTrainer
         return TRAINERS.get(task, DistillationTrainer)
-    if not overrides.get("teacher"):
+    teacher = overrides.get("teacher")
+    if not teacher:
         return DistillationTrainer
-    return TRAINERS.get(teacher_task(overrides["teacher"]), DistillationTrainer)
+    first = teacher[0] if isinstance(teacher, (list, tuple)) else teacher  # an ensemble: preflight checks the others
+    return TRAINERS.get(teacher_task(first), DistillationTrainer)
+
+
+def run(args: dict[str, Any]) -> DistillationMixin:
+    """Train one run with `args` (its overrides), with the trainer of the teacher's task, and return the trainer."""
+    trainer = trainer_class(args)(overrides=args)
+    trainer.train()
+    return trainer
