@@ -68,7 +68,8 @@ class _StepWithTeacher(nn.Module):
 
     def __init__(self, student: nn.Module, teachers: list[nn.Module], scale: float):
         super().__init__()
-        self.student, self.teachers, self.scale = student, teachers, scale
+        # a ModuleList, as the one teacher was a submodule: the profiled step's parameters include the teachers'
+        self.student, self.teachers, self.scale = student, nn.ModuleList(teachers), scale
         self.yaml, self.stride = student.yaml, student.stride  # what Ultralytics reads of the model meanwhile
 
     def forward(self, x: torch.Tensor) -> dict[str, Any]:
