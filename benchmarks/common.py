@@ -115,38 +115,64 @@ def trained(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device: st
     return teacher_checkpoint(cfg, data, epochs, imgsz=imgsz, batch=batch, device=device, seed=0, workers=0)
 
 
-def validate(weights: str | Path, data: str, args: dict[str, Any]) -> dict[str, float]:
-    """mAP50 and mAP50-95 of a checkpoint on the validation split."""
+# per task: Ultralytics' metrics attribute of its own output (what a task row is read by), its results.csv suffix and
+# the loss columns of Ultralytics' criterion (the rest of a run's `train/*_loss` columns are distillation's)
+TASK_METRIC = {"detect": ("box", "B"), "segment": ("seg", "M"), "pose": ("pose", "P"), "obb": ("box", "B")}
+TASK_LOSSES = {"detect": (), "segment": ("seg_loss", "sem_loss"), "pose": ("pose_loss", "kobj_loss"),
+               "obb": ("angle_loss",)}  # fmt: skip
+
+
+def task_trainer(task: str) -> type:
+    """Ultralytics' own trainer of `task` (plain students, teachers and its built-in distill_model)."""
+    from ultralytics.models import yolo
+
+    return {"detect": yolo.detect.DetectionTrainer, "segment": yolo.segment.SegmentationTrainer,
+            "pose": yolo.pose.PoseTrainer, "obb": yolo.obb.OBBTrainer}[task]  # fmt: skip
+
+
+def scores(metrics: Any, task: str = "detect") -> dict[str, float]:
+    """mAP50 and mAP50-95 from Ultralytics' metrics of a validation, of the task's own output (boxes, masks,
+    keypoints, rotated boxes); for segment and pose also of the boxes (`box_map50`, `box_map50_95`)."""
+    own = getattr(metrics, TASK_METRIC[task][0])
+    out = {"map50": float(own.map50), "map50_95": float(own.map)}
+    if own is not metrics.box:
+        out.update(box_map50=float(metrics.box.map50), box_map50_95=float(metrics.box.map))
+    return out
+
+
+def validate(weights: str | Path, data: str, args: dict[str, Any], task: str = "detect") -> dict[str, float]:
+    """mAP50 and mAP50-95 of a checkpoint on the validation split (`scores`); `args` may name the `project` its
+    validation folder goes to."""
     from ultralytics import YOLO
 
-    keep = {k: args[k] for k in ("imgsz", "batch", "device", "workers") if k in args}
-    box = YOLO(weights).val(data=data, plots=False, verbose=False, **keep).box
-    return {"map50": float(box.map50), "map50_95": float(box.map)}
+    keep = {k: args[k] for k in ("imgsz", "batch", "device", "workers", "project") if k in args}
+    return scores(YOLO(weights).val(data=data, plots=False, verbose=False, **keep), task)
 
 
 def train(method: str, model: str, data: str, teacher: str | Path | None = None, threads: int | None = None,
-          **args: Any) -> dict[str, Any]:  # fmt: skip
+          task: str = "detect", **args: Any) -> dict[str, Any]:  # fmt: skip
     """One training run on `threads` CPU threads (None: every core, as `yolodistill demo` trains). `method`: "student"
     (plain Ultralytics), "yolodistill" (recipe etc. in args) or "ultralytics" (its built-in distill_model, `dis` in
-    args). Returns mAP50, mAP50-95 (of best.pt, Ultralytics' final validation), wall time and best.pt.
+    args), each with the trainer of `task`. Returns mAP50, mAP50-95 (of best.pt, Ultralytics' final validation: of the
+    task's own output, `scores`), wall time and best.pt.
 
     The result, with its per-epoch `history`, is also kept, under KEPT by the hash of every
     setting but the run's name: called again with the same settings (by this benchmark or another, e.g. lowres.py's
     full-resolution student is efficacy.py's student), the finished run is read back instead of trained again, so an
     interrupted benchmark continues where it stopped."""
-    from ultralytics.models.yolo.detect import DetectionTrainer
-
-    from yolodistill import DistillationTrainer
     from yolodistill.demo import train_with_threads
+    from yolodistill.trainer import TRAINERS
     from yolodistill.utils import write_atomic
 
     cls, extra = {
-        "student": (DetectionTrainer, {}),
-        "yolodistill": (DistillationTrainer, {"teacher": str(teacher)}),
-        "ultralytics": (DetectionTrainer, {"distill_model": str(teacher)}),
+        "student": (task_trainer(task), {}),
+        "yolodistill": (TRAINERS[task], {"teacher": str(teacher)}),
+        "ultralytics": (task_trainer(task), {"distill_model": str(teacher)}),
     }[method]
     args = {"project": str(RUNS), "exist_ok": True, "plots": False, "workers": 0, **args}
-    settings = run_settings({"method": method, "model": model, "data": data, "threads": threads, **extra, **args})
+    named = {"task": task} if task != "detect" else {}  # detection runs kept before tasks existed keep their hash
+    settings = run_settings({"method": method, "model": model, "data": data, "threads": threads, **named, **extra,
+                             **args})  # fmt: skip
     kept = KEPT / f"{hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:16]}.json"
     if kept.is_file():
         print(f"{args['name']}: finished before with these settings, kept ({kept})")
@@ -161,9 +187,8 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
         trainer = assistant.train({"model": model, "data": data, **extra, **args}, run)
     else:
         trainer = train_with_threads(cls, threads, model=model, data=data, **extra, **args)
-    box = trainer.validator.metrics.box
-    result = {"map50": float(box.map50), "map50_95": float(box.map), "time_s": time.time() - t0,
-              "best": str(trainer.best), **history(trainer.csv)}  # fmt: skip
+    result = {**scores(trainer.validator.metrics, task), "time_s": time.time() - t0, "best": str(trainer.best),
+              **history(trainer.csv, task)}  # fmt: skip
     kept.parent.mkdir(parents=True, exist_ok=True)
     record = json.dumps({"settings": settings, "result": result}, indent=2) + "\n"
     write_atomic(kept, record.encode())  # never a half-written record
@@ -173,9 +198,10 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
 DETECTION_COLUMNS = ("train/box_loss", "train/cls_loss", "train/dfl_loss")
 
 
-def history(results_csv: Path) -> dict[str, Any]:
-    """From the results.csv Ultralytics writes: mAP50-95 of each epoch (`curve`) and, per epoch, the training losses
-    beyond the detection loss (distillation's) as a share of it (`distill_to_detection`; 0 for a plain student)."""
+def history(results_csv: Path, task: str = "detect") -> dict[str, Any]:
+    """From the results.csv Ultralytics writes: mAP50-95 of each epoch (`curve`, of the task's own output) and, per
+    epoch, the training losses beyond Ultralytics' own (distillation's) as a share of them (`distill_to_detection`; 0
+    for a plain student)."""
     import csv
 
     with open(results_csv) as f:
@@ -183,9 +209,10 @@ def history(results_csv: Path) -> dict[str, Any]:
     ratios = []
     for r in rows:
         losses = {k: float(v) for k, v in r.items() if k.startswith("train/") and k.endswith("_loss")}
-        detection = sum(losses.pop(k) for k in DETECTION_COLUMNS)
+        detection = sum(losses.pop(k) for k in (*DETECTION_COLUMNS, *(f"train/{c}" for c in TASK_LOSSES[task])))
         ratios.append(sum(losses.values()) / detection if detection else None)
-    return {"curve": [float(r["metrics/mAP50-95(B)"]) for r in rows], "distill_to_detection": ratios}
+    curve = f"metrics/mAP50-95({TASK_METRIC[task][1]})"
+    return {"curve": [float(r[curve]) for r in rows], "distill_to_detection": ratios}
 
 
 def recipe_spec(spec: str) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from ultralytics.nn.tasks import DetectionModel
+from ultralytics.nn.tasks import guess_model_task
 
-from yolodistill.synthetic import CLASS_NAMES, generate
+from yolodistill.checks import MODELS
+from yolodistill.synthetic import CLASS_NAMES, GENTLE, KPT_SHAPE, generate
 
 IMGSZ = 64  # small enough for CPU tests, a multiple of the largest stride
 
@@ -26,12 +27,15 @@ def save_checkpoint(model: torch.nn.Module, path: Path, **train_args) -> Path:
     return path
 
 
-def make_teacher(path: Path, cfg: str = "yolov8s.yaml", names=CLASS_NAMES, seed: int = 0) -> Path:
-    """A detection checkpoint at random initialisation (accuracy is not the point of the tests that use it)."""
+def make_teacher(path: Path, cfg: str = "yolov8s.yaml", names=CLASS_NAMES, seed: int = 0, kpt_shape=None) -> Path:
+    """A checkpoint at random initialisation (accuracy is not the point of the tests that use it), of the task of
+    `cfg` (yolov8s-seg.yaml: a segmentation model; a pose model with `kpt_shape`)."""
     torch.manual_seed(seed)
-    model = DetectionModel(cfg, nc=len(names), verbose=False)
+    task = guess_model_task(cfg)
+    kpts = {"data_kpt_shape": tuple(kpt_shape)} if task == "pose" else {}
+    model = MODELS[task](cfg, nc=len(names), verbose=False, **kpts)
     model.names = dict(enumerate(names))
-    return save_checkpoint(model, path)
+    return save_checkpoint(model, path, task=task)
 
 
 def distil_step(distiller, student, x: torch.Tensor, backward: bool = True):
@@ -59,6 +63,25 @@ def data_yaml(workdir) -> Path:
 @pytest.fixture(scope="session")
 def teacher_pt(workdir) -> Path:
     return make_teacher(workdir / "teacher_v8s.pt")
+
+
+@pytest.fixture(scope="session")
+def task_data(workdir) -> dict[str, Path]:
+    """Per task, the data.yaml of a tiny generated dataset with that task's labels (the classes of GENTLE)."""
+    return {
+        t: generate(workdir / f"data-{t}", seed=0, n_train=16, n_val=8, imgsz=IMGSZ, style=GENTLE, task=t)
+        for t in ("detect", "segment", "pose", "obb")
+    }
+
+
+@pytest.fixture(scope="session")
+def task_teachers(workdir) -> dict[str, Path]:
+    """Per task but detect, a random-init YOLOv8s teacher of that task (pose: the generated data's keypoints)."""
+    suffixes = {"segment": "-seg", "pose": "-pose", "obb": "-obb"}
+    return {
+        t: make_teacher(workdir / f"teacher-{t}.pt", f"yolov8s{suffix}.yaml", GENTLE.classes, kpt_shape=KPT_SHAPE)
+        for t, suffix in suffixes.items()
+    }
 
 
 def train_args(project: Path, **kw) -> dict:

@@ -250,3 +250,32 @@ def test_unlabeled_script_splits_the_labels_and_reads_each_row(tmp_path, data_ya
     assert (
         "| distilled + unlabeled, 50 % labels teacher | " in table and "Goal (the labelled share's teacher): " in table
     )
+
+
+@pytest.mark.slow
+def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
+    """A toy run of benchmarks/tasks.py on one task (not a measurement): its teacher, the four rows read on the masks'
+    mAP with the boxes' beside, kept runs read back."""
+    toy = ["--tasks", "segment", "--data", str(task_data["segment"]), "--teacher-epochs", "1", "--epochs", "1",
+           "--imgsz", str(IMGSZ), "--batch", "8", "--seeds", "0", "--out", "tasks_toy"]  # fmt: skip
+    result, _ = run_script("tasks.py", tmp_path, *toy)
+    r = result["tasks"]["segment"]
+    assert list(result["tasks"]) == ["segment"] and r["metric"] == "seg"
+    assert r["teacher"]["model"] == "yolov8s-seg.yaml" and Path(r["teacher"]["checkpoint"]).is_file()
+    rows = {x["method"]: x for x in r["rows"]}
+    assert list(rows) == [
+        "student",
+        "yolodistill:head_kd",
+        "yolodistill:head_kd:mask_kd=1",
+        "ultralytics:distill_model",
+    ]
+    assert [x["default"] for x in rows.values()] == [False, True, False, False]
+    assert all("box_map50_95_mean" in x for x in rows.values()) and "box_map50_95" in r["teacher"]
+    for x in r["rows"][1:]:
+        assert x["paired_gain"] == common.paired(x["per_seed"], rows["student"]["per_seed"])["paired_gain"]
+    state = yaml.safe_load((tmp_path / "runs" / "tasks_toy-segment-m2-s0" / "distill.yaml").read_text())
+    assert state["recipe"]["mask_kd"] == 1.0
+    assert (tmp_path / "runs" / "teacher").is_dir()  # the teacher trains into the benchmark's runs folder
+    again, stdout = run_script("tasks.py", tmp_path, *toy)
+    assert stdout.count("finished before with these settings, kept") == 4
+    assert again["tasks"] == result["tasks"]

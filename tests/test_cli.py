@@ -71,7 +71,7 @@ CASES = {
     "missing teacher": ({"teacher": "{bad}/nope.pt"}, "not found"),
     "unreadable teacher": ({"teacher": "{bad}/garbage.pt"}, "not a readable Ultralytics checkpoint"),
     "not a checkpoint": ({"teacher": "{bad}/image.pt"}, "not a readable Ultralytics checkpoint"),
-    "not detection": ({"teacher": "{bad}/seg.pt"}, "is a segment model"),
+    "segment teacher, detect data": ({"teacher": "{bad}/seg.pt"}, "has box labels only"),
     "teacher lacks data classes": ({"teacher": "{bad}/other_names.pt"}, "has no class 'disc', 'ring'"),
     "student yaml missing": ({"student": "yolov8q.yaml"}, "student 'yolov8q.yaml' not found or invalid"),
     "student yaml invalid": ({"student": "{bad}/broken.yaml"}, "not found or invalid"),

@@ -12,7 +12,7 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT
 from ultralytics.utils.patches import torch_load
 
-from yolodistill import DistillationTrainer
+from yolodistill import DistillationTrainer, PoseDistillationTrainer
 from yolodistill.distiller import Distiller, head_outputs
 from yolodistill.recipes import load_recipe
 from yolodistill.seams import swapped
@@ -60,6 +60,15 @@ def test_ddp_worker_takes_the_unlabelled_images(workdir, data_yaml, teacher_pt):
     rebuilt = _rebuilt_in_worker(trainer)
     assert rebuilt.plan.unlabeled == images and rebuilt.plan.unlabeled_ratio == 0.5
     assert rebuilt.plan.unlabeled_files == trainer.plan.unlabeled_files and len(trainer.plan.unlabeled_files) == 8
+
+
+def test_ddp_worker_of_a_task_run_is_the_trainer_of_its_task(workdir, task_data, task_teachers):
+    args = train_args(workdir / "runs", name="ddp-pose", kpt_kd=2.0)
+    overrides = {"teacher": str(task_teachers["pose"]), "model": "yolov8n-pose.yaml", "data": str(task_data["pose"])}
+    trainer = PoseDistillationTrainer(overrides={**overrides, **args})
+    rebuilt = _rebuilt_in_worker(trainer)
+    assert type(rebuilt) is PoseDistillationTrainer and rebuilt.args.task == "pose"
+    assert rebuilt.plan.recipe == trainer.plan.recipe and rebuilt.plan.recipe.kpt_kd == 2.0
 
 
 @pytest.mark.slow

@@ -141,7 +141,9 @@ def test_teachers_of_other_families_teach_a_yolov8_student(family, tmp_path, dat
 
     from yolodistill.checks import DISTILL_ARGS, preflight
 
-    args = SimpleNamespace(data=str(data_yaml), model="yolov8n.yaml", imgsz=64, multi_scale=0.0, single_cls=False)
+    args = SimpleNamespace(
+        data=str(data_yaml), model="yolov8n.yaml", task="detect", imgsz=64, multi_scale=0.0, single_cls=False
+    )
     weights = {"recipe": "cwd_mimic", "pkd": 1.0, "cls_kd": 0.5, "ld": 0.25, "box_kd": 1.0, "cross_kd": 1.0}
     distill = {**DISTILL_ARGS, "teacher": str(make_teacher(tmp_path / "t.pt", cfg=family)), **weights}
     if family.startswith("yolo26"):

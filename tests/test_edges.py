@@ -244,7 +244,7 @@ def test_auto_batch_profiles_the_teacher_too(workdir, data_yaml, teacher_pt, mon
     def fake_check_train_batch_size(model, imgsz, **kw):
         x = torch.rand(2, 3, imgsz, imgsz)
         seen = []
-        handle = model.teacher.model[0].register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
+        handle = model.teachers[0].model[0].register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
         out = model(x)
         handle.remove()
         profiled.update(params=sum(p.numel() for p in model.parameters()), teacher_input=seen, keys=set(out))
@@ -259,7 +259,7 @@ def test_auto_batch_profiles_the_teacher_too(workdir, data_yaml, teacher_pt, mon
         trainer.train()
     student_params = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=6, verbose=False).parameters())
     assert profiled["params"] > student_params  # the teacher is in the profiled step
-    assert profiled["teacher_input"] == [(128, 128)] and profiled["keys"] == {"student", "teacher"}
+    assert profiled["teacher_input"] == [(128, 128)] and profiled["keys"] == {"student", "teachers"}
     assert trainer.batch_size == 7 and "auto-batch chose batch=7" in caplog.text
 
 

@@ -10,7 +10,18 @@ import pytest
 import torch
 
 from yolodistill.crosshead import CrossHead
-from yolodistill.losses import BoxKDLoss, ClassKDLoss, CrossKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
+from yolodistill.losses import (
+    AngleKDLoss,
+    BoxKDLoss,
+    ClassKDLoss,
+    CrossKDLoss,
+    CWDLoss,
+    KeypointKDLoss,
+    LDLoss,
+    MaskKDLoss,
+    MimicLoss,
+    PKDLoss,
+)
 
 
 def cwd_reference(student: list[np.ndarray], teacher: list[np.ndarray], tau: float) -> float:
@@ -272,3 +283,137 @@ def test_class_kd_tiny_case_by_hand():
     expected = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
     got = ClassKDLoss()(torch.tensor([[[math.log(3.0)]]]), torch.zeros(1, 1, 1)).item()
     assert got == pytest.approx(expected, rel=1e-6)  # normaliser max(1, 1/2) = 1
+
+
+def binary_kl_reference(p: float, q: float) -> float:
+    return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
+
+
+def bilinear_reference(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Bilinear resize with half-pixel centres (align_corners=False), clamped at the borders, written out per pixel."""
+    h, w = img.shape
+    out = np.empty((out_h, out_w))
+    for i in range(out_h):
+        for j in range(out_w):
+            y, x = max(0.0, (i + 0.5) * h / out_h - 0.5), max(0.0, (j + 0.5) * w / out_w - 0.5)
+            y0, x0 = min(int(y), h - 1), min(int(x), w - 1)
+            y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
+            dy, dx = y - y0, x - x0
+            out[i, j] = (img[y0, x0] * (1 - dy) * (1 - dx) + img[y0, x1] * (1 - dy) * dx
+                         + img[y1, x0] * dy * (1 - dx) + img[y1, x1] * dy * dx)  # fmt: skip
+    return out
+
+
+def mask_kd_reference(sc, sp, tc, tp, t_boxes, t_cls, topk: int) -> float:
+    """Per image the topk anchors of largest teacher score; each model's mask logits Σ_m c_m·P_m, the student's resized
+    to the teacher's size; binary KL per pixel, averaged over the pixels inside the teacher's box (pixel column x1 ≤ j
+    < x2, row y1 ≤ i < y2), weighted by the teacher's score."""
+    n, _, a = tc.shape
+    total, weights = 0.0, 0.0
+    for i in range(n):
+        w = [max(sigmoid(t_cls[i, :, j])) for j in range(a)]
+        for j in sorted(range(a), key=lambda j: -w[j])[:topk]:
+            zt = np.tensordot(tc[i, :, j], tp[i], axes=1)
+            zs = np.tensordot(sc[i, :, j], sp[i], axes=1)
+            if zs.shape != zt.shape:
+                zs = bilinear_reference(zs, *zt.shape)
+            x1, y1, x2, y2 = t_boxes[i, j]
+            kl = [
+                binary_kl_reference(sigmoid(zt[r, c]), sigmoid(zs[r, c]))
+                for r in range(zt.shape[0])
+                for c in range(zt.shape[1])
+                if x1 <= c < x2 and y1 <= r < y2
+            ]
+            total += w[j] * sum(kl) / max(1, len(kl))
+            weights += w[j]
+    return total / max(1.0, weights)
+
+
+@pytest.mark.parametrize(("student_hw", "topk"), [((6, 5), 3), ((3, 4), 4), ((6, 5), 100)])
+def test_mask_kd_matches_reference(student_hw, topk):
+    """Other mask counts for teacher (4) and student (3); the student's prototypes also at a lower resolution; boxes
+    anywhere, some reaching out of the map and one empty."""
+    sc, tc, t_cls = rand(0, 2, 3, 7), rand(1, 2, 4, 7), rand(2, 2, 3, 7)
+    sp, tp = rand(3, 2, 3, *student_hw, scale=0.5), rand(4, 2, 4, 6, 5, scale=0.5)
+    corner = torch.rand(2, 7, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 5 - 1
+    boxes = torch.cat([corner, corner + rand(6, 2, 7, 2).abs() + 0.3], dim=2)
+    boxes[0, int(t_cls[0].amax(0).argmax())] = torch.tensor([2.2, 2.2, 2.4, 2.4])  # covers no pixel: its ℓ is 0
+    expected = mask_kd_reference(sc.numpy(), sp.numpy(), tc.numpy(), tp.numpy(), boxes.numpy(), t_cls.numpy(), topk)
+    assert expected > 0.01
+    assert MaskKDLoss(topk)(sc, sp, tc, tp, boxes, t_cls).item() == pytest.approx(expected, rel=1e-6)
+    whole = torch.tensor([0.0, 0.0, 5.0, 6.0], dtype=torch.float64).expand(2, 7, 4)  # the whole 6×5 map
+    assert MaskKDLoss(topk)(sc, sp, tc, tp, whole, t_cls).item() != pytest.approx(expected, rel=1e-3)
+
+
+def kpt_kd_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray) -> float:
+    """Keypoint offsets of both models at the same anchor, L1 weighted by the teacher's visibility, plus the
+    visibility's binary KL, averaged over keypoints, weighted by the teacher's top score."""
+    n, j, d, a = s.shape
+    total, weights = 0.0, 0.0
+    for i in range(n):
+        for k in range(a):
+            per = 0.0
+            for q in range(j):
+                v = sigmoid(t[i, q, 2, k]) if d == 3 else 1.0
+                per += v * (abs(s[i, q, 0, k] - t[i, q, 0, k]) + abs(s[i, q, 1, k] - t[i, q, 1, k]))
+                if d == 3:
+                    per += binary_kl_reference(sigmoid(t[i, q, 2, k]), sigmoid(s[i, q, 2, k]))
+            w = max(sigmoid(t_cls[i, :, k]))
+            total += w * per / j
+            weights += w
+    return total / max(1.0, weights)
+
+
+@pytest.mark.parametrize("dims", [3, 2])
+def test_kpt_kd_matches_reference(dims):
+    s, t, t_cls = rand(0, 2, 4, dims, 6), rand(1, 2, 4, dims, 6), rand(2, 2, 3, 6)
+    expected = kpt_kd_reference(s.numpy(), t.numpy(), t_cls.numpy())
+    assert expected > 0.01
+    assert KeypointKDLoss()(s, t, t_cls).item() == pytest.approx(expected, rel=1e-6)
+
+
+def angle_kd_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray) -> float:
+    n, _, a = s.shape
+    total, weights = 0.0, 0.0
+    for i in range(n):
+        for k in range(a):
+            w = max(sigmoid(t_cls[i, :, k]))
+            total += w * 2 * math.sin(s[i, 0, k] - t[i, 0, k]) ** 2  # 1 − cos 2Δ = 2 sin²Δ
+            weights += w
+    return total / max(1.0, weights)
+
+
+def test_angle_kd_matches_reference_and_is_periodic():
+    s, t, t_cls = rand(0, 2, 1, 9), rand(1, 2, 1, 9), rand(2, 2, 3, 9)
+    expected = angle_kd_reference(s.numpy(), t.numpy(), t_cls.numpy())
+    assert expected > 0.01
+    assert AngleKDLoss()(s, t, t_cls).item() == pytest.approx(expected, rel=1e-6)
+    # a box turned by π is the same box; turned by π/2 (for a non-square box) the farthest one
+    assert AngleKDLoss()(t + math.pi, t, t_cls).item() == pytest.approx(0.0, abs=1e-9)
+    ones = torch.ones_like(t_cls) * 50  # every anchor weight 1
+    assert AngleKDLoss()(t + math.pi / 2, t, ones).item() == pytest.approx(2.0, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("loss", "args"),
+    [
+        (MaskKDLoss(4), ((2, 3, 7), (2, 3, 4, 4), (2, 3, 7), (2, 3, 4, 4))),
+        (KeypointKDLoss(), ((2, 4, 3, 7), (2, 4, 3, 7))),
+        (AngleKDLoss(), ((2, 1, 7), (2, 1, 7))),
+    ],
+)
+def test_task_losses_zero_when_equal_positive_otherwise_fp32(loss, args):
+    t_cls = rand(5, 2, 3, 7)
+    teacher = [rand(10 + i, *shape) for i, shape in enumerate(args)]
+    student = [rand(20 + i, *shape) for i, shape in enumerate(args)]
+    same = [x.clone() for x in teacher]
+
+    # mask: the student's coefficients and prototypes, the teacher's, boxes over the whole 4×4 map
+    def call(s, t):
+        if isinstance(loss, MaskKDLoss):
+            return loss(s[0], s[1], t[0], t[1], torch.tensor([0.0, 0, 4, 4]).expand(2, 7, 4), t_cls)
+        return loss(s[0], t[0], t_cls)
+
+    assert call(same, teacher).item() == pytest.approx(0.0, abs=1e-7)
+    assert call(student, teacher).item() > 0
+    assert call([x.half() for x in student], [x.half() for x in teacher]).dtype == torch.float32

@@ -165,3 +165,107 @@ def test_gentle_style_is_its_own_dataset(tmp_path):
     g, h = boxes(gentle), boxes(hard)
     assert g[:, 0].max() < len(synthetic.GENTLE.classes)
     assert len(g) < len(h) and g[:, 3].mean() > h[:, 3].mean()
+
+
+def _rows(root: Path, split: str = "train") -> list[list[float]]:
+    return [
+        [float(v) for v in line.split()]
+        for f in sorted((root / "labels" / split).glob("*.txt"))
+        for line in f.read_text().splitlines()
+    ]
+
+
+@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
+def test_task_labels_are_deterministic_over_the_same_images(tmp_path, task):
+    """A task's dataset is the detection dataset of the same seed with other labels: same pixels, one line per box."""
+    detect = synthetic.generate(tmp_path / "detect", seed=3, style=synthetic.GENTLE, **SMALL).parent
+    a = synthetic.generate(tmp_path / "a", seed=3, style=synthetic.GENTLE, task=task, **SMALL).parent
+    b = synthetic.generate(tmp_path / "b", seed=3, style=synthetic.GENTLE, task=task, **SMALL).parent
+    assert all(p.read_bytes() == q.read_bytes() for p, q in zip(_files(a, "labels"), _files(b, "labels")))
+    assert all(p.read_bytes() == q.read_bytes() for p, q in zip(_files(a, "images"), _files(detect, "images")))
+    assert len(_rows(a)) == len(_rows(detect)) > 0
+    assert _rows(a) != _rows(detect)
+
+
+def _poly_box(xy: np.ndarray) -> np.ndarray:
+    return np.array([*xy.min(0), *xy.max(0)])
+
+
+def test_segment_polygons_outline_the_boxes(tmp_path):
+    n = SMALL["imgsz"]
+    seg = synthetic.generate(tmp_path / "seg", seed=0, style=synthetic.GENTLE, task="segment", **SMALL).parent
+    det = synthetic.generate(tmp_path / "det", seed=0, style=synthetic.GENTLE, **SMALL).parent
+    for row, box in zip(_rows(seg), _rows(det)):
+        assert row[0] == box[0] and len(row) % 2 == 1 and len(row) >= 7  # class, then >= 3 points
+        xy = np.array(row[1:]).reshape(-1, 2)
+        assert xy.min() >= 0 and xy.max() <= 1
+        cx, cy, w, h = box[1:]
+        # the outline's pixel corners span the box's pixels (the last pixel's corner is 1 px short of its far edge)
+        expected = np.array([cx - w / 2, cy - h / 2, cx + w / 2 - 1 / n, cy + h / 2 - 1 / n])
+        np.testing.assert_allclose(_poly_box(xy), expected, atol=1e-5)
+
+
+def test_obb_labels_are_the_outlines_minimum_rotated_rectangles(tmp_path):
+    import cv2
+
+    n = SMALL["imgsz"]
+    obb = synthetic.generate(tmp_path / "obb", seed=0, style=synthetic.GENTLE, task="obb", **SMALL).parent
+    seg = synthetic.generate(tmp_path / "seg", seed=0, style=synthetic.GENTLE, task="segment", **SMALL).parent
+    rotated_smaller = 0
+    for rbox, poly in zip(_rows(obb), _rows(seg)):
+        assert len(rbox) == 9 and rbox[0] == poly[0] and min(rbox[1:]) >= 0 and max(rbox[1:]) <= 1
+        corners = np.array(rbox[1:]).reshape(4, 2) * n
+        outline = (np.array(poly[1:]).reshape(-1, 2) * n).astype(np.float32)
+        area, aabb = cv2.contourArea(corners.astype(np.float32)), np.prod(np.ptp(outline, 0))
+        assert cv2.contourArea(outline) <= area + 1e-3 and area <= aabb + 1e-3  # min-area: never above the aabb
+        rotated_smaller += area < 0.95 * aabb
+    assert rotated_smaller > 0  # rotated squares and ovals: the rotated box is tighter than the upright one
+
+
+def test_pose_keypoints_are_the_extreme_points(tmp_path):
+    pose = synthetic.generate(tmp_path / "pose", seed=0, style=synthetic.GENTLE, task="pose", **SMALL)
+    raw = yaml.safe_load(pose.read_text())
+    assert raw["kpt_shape"] == [4, 3] and raw["flip_idx"] == [0, 3, 2, 1]
+    rows = _rows(pose.parent)
+    assert all(len(r) == 5 + 4 * 3 for r in rows)
+    visibility = set()
+    for r in rows:
+        cx, cy, w, h = r[1:5]
+        k = np.array(r[5:]).reshape(4, 3)
+        assert (k[:, 0] >= cx - w / 2).all() and (k[:, 0] <= cx + w / 2).all()
+        assert (k[:, 1] >= cy - h / 2).all() and (k[:, 1] <= cy + h / 2).all()
+        assert k[0, 1] == k[:, 1].min() and k[1, 0] == k[:, 0].max()  # topmost, rightmost
+        assert k[2, 1] == k[:, 1].max() and k[3, 0] == k[:, 0].min()  # bottommost, leftmost
+        visibility |= set(k[:, 2])
+    assert visibility == {1.0, 2.0}  # some points hidden under later objects, most visible
+
+
+@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
+def test_task_data_loads_as_ultralytics_reads_the_task(tmp_path, task):
+    from ultralytics.data import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    data = check_det_dataset(str(synthetic.generate(tmp_path / task, style=synthetic.GENTLE, task=task, **SMALL)))
+    labels = YOLODataset(img_path=data["train"], data=data, task=task, imgsz=SMALL["imgsz"], augment=False).labels
+    assert len(labels) == SMALL["n_train"]
+    for lb in labels:
+        n = len(lb["bboxes"])
+        assert n > 0 and len(lb["cls"]) == n
+        if task == "pose":
+            assert lb["keypoints"].shape == (n, 4, 3)
+        else:
+            assert len(lb["segments"]) == n
+
+
+def test_task_presets_are_cached_datasets_of_their_names(tmp_path, monkeypatch):
+    from yolodistill.data import registry
+
+    for name, task in (("shapes-seg", "segment"), ("shapes-pose", "pose"), ("shapes-obb", "obb")):
+        assert registry()[name] == f"builtin:{name}" and synthetic._PRESETS[name]["task"] == task
+        assert {k: v for k, v in synthetic._PRESETS[name].items() if k != "task"} == synthetic._PRESETS["shapes"]
+        monkeypatch.setitem(synthetic._PRESETS, name, {"seed": 0, "style": synthetic.GENTLE, "task": task, **SMALL})
+        first = synthetic.builtin(name, cache_dir=tmp_path)
+        mtime = first.stat().st_mtime_ns
+        assert synthetic.builtin(name, cache_dir=tmp_path) == first and first.stat().st_mtime_ns == mtime
+        assert first.parent.name.startswith(f"{name}-v{synthetic.GENERATOR_VERSION}-")
+        assert ("kpt_shape" in yaml.safe_load(first.read_text())) == (task == "pose")

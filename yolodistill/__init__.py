@@ -4,7 +4,23 @@ __version__ = "0.1.0"
 
 from .api import DistillResult, distill
 from .exporter import ExportResult, export
-from .trainer import DistillationTrainer
+from .trainer import (
+    DistillationTrainer,
+    OBBDistillationTrainer,
+    PoseDistillationTrainer,
+    SegmentDistillationTrainer,
+)
 from .utils import DistillError
 
-__all__ = ["DistillError", "DistillResult", "DistillationTrainer", "ExportResult", "__version__", "distill", "export"]
+__all__ = [
+    "DistillError",
+    "DistillResult",
+    "DistillationTrainer",
+    "ExportResult",
+    "OBBDistillationTrainer",
+    "PoseDistillationTrainer",
+    "SegmentDistillationTrainer",
+    "__version__",
+    "distill",
+    "export",
+]

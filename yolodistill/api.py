@@ -10,9 +10,9 @@ from .trainer import run
 
 
 class DistillResult(NamedTuple):
-    """Ultralytics' detection metrics of the final validation of best.pt, and where best.pt is."""
+    """Ultralytics' metrics of the final validation of best.pt, and where best.pt is."""
 
-    metrics: Any  # ultralytics.utils.metrics.DetMetrics: .box.map, .box.map50, .results_dict
+    metrics: Any  # DetMetrics (.box.map, .results_dict), or the task's: SegmentMetrics (.seg), PoseMetrics (.pose), OBB
     best: Path
     save_dir: Path
 
@@ -25,7 +25,8 @@ def distill(
     unlabeled: str | Path | None = None,
     **train_args: Any,
 ) -> DistillResult:
-    """Distil `teacher` (a detection .pt, or a list: an ensemble) into `student` (a model yaml or .pt) on `data`.
+    """Distil `teacher` (a detect, segment, pose or obb .pt, or a list: an ensemble) into `student` (a model yaml or
+    .pt of the teacher's task) on `data`, with the trainer of that task (`trainer.TRAINERS`).
 
     `recipe` None takes the default, `head_kd` (`lowres` when `teacher_imgsz` > `imgsz`). `unlabeled`: images without
     labels to distil from as well (a folder, a .txt list or a glob; `unlabeled_ratio` per labelled image in a batch;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,8 +14,16 @@ import torch
 import yaml
 from torch import nn
 from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
-from ultralytics.data.utils import check_det_dataset
-from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint, yaml_model_load
+from ultralytics.data.utils import IMG_FORMATS, check_det_dataset, img2label_paths
+from ultralytics.nn.tasks import (
+    DetectionModel,
+    OBBModel,
+    PoseModel,
+    SegmentationModel,
+    guess_model_task,
+    load_checkpoint,
+    yaml_model_load,
+)
 from ultralytics.utils.checks import check_model_file_from_stem
 from ultralytics.utils.torch_utils import parse_device, select_device
 
@@ -23,7 +32,7 @@ from .data import resolve_data
 from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
 from .registry import TABLE, Heads
 from .taps import FeatureTaps, detect_inputs
-from .teacher import _UNREADABLE, fetch_release, load_teacher
+from .teacher import _UNREADABLE, fetch_release, load_teacher, model_task
 from .unlabeled import UNLABELED_RATIO, find_images, list_sha256
 from .utils import DistillError, suggest
 
@@ -36,6 +45,8 @@ DISTILL_ARGS: dict[str, Any] = {
     "unlabeled_ratio": None,  # unlabelled images per labelled one in a batch; None = unlabeled.UNLABELED_RATIO
     **dict.fromkeys(RECIPE_KEYS),
 }
+# the student's model class per task, as Ultralytics' task trainers build it in get_model
+MODELS = {"detect": DetectionModel, "segment": SegmentationModel, "pose": PoseModel, "obb": OBBModel}
 
 
 def merge_cfg(args: dict[str, Any]) -> dict[str, Any]:
@@ -164,10 +175,11 @@ def _load_data(data: Any) -> dict:
         raise DistillError(f"data '{data}' could not be loaded ({_one_line(e)}): pass a valid data yaml") from e
 
 
-def _load_student(model: Any, nc: int) -> nn.Module:
-    """The student as Ultralytics' DetectionTrainer.get_model will build it: from its yaml with the data's `nc` classes,
-    so a pretrained `.pt` with other classes (`yolov8n.pt` and COCO's 80) is checked with the head rebuilt for the data,
-    as `yolo train model=x.pt` rebuilds it. Its weights do not matter here (only shapes are checked)."""
+def _load_student(model: Any, data: dict, task: str, teacher: str) -> nn.Module:
+    """The student as Ultralytics' task trainer's get_model will build it: from its yaml with the data's `nc` classes
+    (and, for pose, the data's `kpt_shape`), so a pretrained `.pt` with other classes (`yolov8n.pt` and COCO's 80) is
+    checked with the head rebuilt for the data, as `yolo train model=x.pt` rebuilds it. Its weights do not matter here
+    (only shapes are checked). A student of another task than the teacher's (`task`) is refused."""
     if not model:
         raise DistillError("no student given: pass student=yolov8n.yaml (a model yaml or a .pt to start from)")
     try:
@@ -175,15 +187,62 @@ def _load_student(model: Any, nc: int) -> nn.Module:
             cfg = load_checkpoint(fetch_release(model, "student"), device=torch.device("cpu"))[0].yaml
         else:
             cfg = yaml_model_load(model)
-        task = guess_model_task(cfg)
-        if task == "detect":
-            # a copy: DetectionModel writes the new nc into the yaml dict it is given
-            student = DetectionModel(copy.deepcopy(cfg), nc=nc, verbose=False)
+        s_task = guess_model_task(cfg)
+        if s_task == task:
+            kpts = {"data_kpt_shape": tuple(data["kpt_shape"])} if task == "pose" else {}
+            # a copy: the model writes the new nc into the yaml dict it is given
+            student = MODELS[task](copy.deepcopy(cfg), nc=data["nc"], verbose=False, **kpts)
     except _UNREADABLE as e:
         raise DistillError(f"student '{model}' not found or invalid ({_one_line(e)}): pass e.g. yolov8n.yaml") from e
-    if task != "detect":
-        raise DistillError(f"student '{model}' is a {task} model: yolodistill trains detection students")
+    if s_task != task:
+        suffix = {"detect": "", "segment": "-seg", "pose": "-pose", "obb": "-obb"}[task]
+        raise DistillError(
+            f"student '{model}' is a {s_task} model but teacher '{teacher}' is a {task} model: use a {task} student, "
+            f"e.g. yolov8n{suffix}.yaml"
+        )
     return student.eval()
+
+
+def _check_task(task: str, trainer_task: str, teacher: str, t_head: nn.Module, data: dict, data_name: Any) -> None:
+    """The teacher's task is the run's: the trainer's (Ultralytics' trainer of that task) and the data's must agree.
+    A pose dataset is one with `kpt_shape` (Ultralytics reads its labels as keypoints only then), of the teacher's."""
+    if task != trainer_task:
+        raise DistillError(
+            f"teacher '{teacher}' is a {task} model but this trainer trains {trainer_task} models: use yolodistill "
+            "train or distill(), which pick the trainer of the teacher's task"
+        )
+    kpt_shape = data.get("kpt_shape")
+    if (task == "pose") != (kpt_shape is not None):
+        has = f"has kpt_shape {kpt_shape} (a pose dataset)" if kpt_shape else "has no kpt_shape (not a pose dataset)"
+        raise DistillError(f"data '{data_name}' {has} but teacher '{teacher}' is a {task} model: use {task} data")
+    if task in ("segment", "obb") and _label_values(data) == 5:
+        raise DistillError(
+            f"data '{data_name}' has box labels only (cls cx cy w h) but teacher '{teacher}' is a {task} model: use "
+            f"{task} data ({'polygons' if task == 'segment' else 'rotated boxes, cls x1 y1 ... x4 y4'})"
+        )
+    if task == "pose" and list(t_head.kpt_shape) != list(kpt_shape):
+        raise DistillError(
+            f"teacher '{teacher}' predicts keypoints of shape {list(t_head.kpt_shape)} but data '{data_name}' has "
+            f"kpt_shape {list(kpt_shape)}: use a teacher trained on this data's keypoints"
+        )
+
+
+def _label_values(data: dict, images: int = 50) -> int | None:
+    """Values per line of the first non-empty label file among the first `images` training images (5: boxes only;
+    Ultralytics reads polygons and rotated boxes from longer lines), None when there is none to read. Lazy: a large
+    dataset is not listed."""
+    splits = data["train"] if isinstance(data["train"], list) else [data["train"]]
+    found = (
+        f
+        for split in map(Path, splits)
+        for f in (split.rglob("*") if split.is_dir() else [])
+        if f.suffix[1:].lower() in IMG_FORMATS
+    )
+    for label in map(Path, img2label_paths([str(f) for f in itertools.islice(found, images)])):
+        line = next((x for x in label.read_text().splitlines() if x.strip()), None) if label.is_file() else None
+        if line:
+            return len(line.split())
+    return None
 
 
 def teacher_classes(teacher: str, t_names: list[str], d_names: list[str]) -> list[int] | None:
@@ -227,8 +286,12 @@ def _unlabeled(args: SimpleNamespace, distill: dict[str, Any], data: dict) -> tu
 
 def _check_ensemble(recipe: Recipe, paths: list[str], teachers: list[nn.Module]) -> None:
     """Teachers averaged into one (ensemble.py) must put their anchors and box bins where the first one does; feature
-    losses and CrossKD read one teacher's own layers, so they stay with a single teacher."""
-    feature = [k for k in ("cwd", "mimic", "pkd", "cross_kd") if getattr(recipe, k) > 0]
+    losses and CrossKD read one teacher's own layers, and the task losses one teacher's own masks, keypoints or angles,
+    so they stay with a single teacher."""
+    # the task losses too: a mask's coefficients and prototypes, or keypoints, are not averaged across models
+    feature = [
+        k for k in ("cwd", "mimic", "pkd", "cross_kd", "mask_kd", "kpt_kd", "angle_kd") if getattr(recipe, k) > 0
+    ]
     if feature:
         raise DistillError(
             f"an ensemble of teachers distils head outputs (cls_kd, ld, box_kd), but the recipe also has "
@@ -303,18 +366,26 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     """Check data, teacher, student, recipe, taps and sizes; load the teacher. Raises DistillError on bad input.
 
     Args:
-        args: the Ultralytics train args (data, model = the student, imgsz, ...).
+        args: the Ultralytics train args (data, model = the student, task, imgsz, ...).
         distill: yolodistill's own args, keys of DISTILL_ARGS.
     """
     data = _load_data(args.data)
     unlabeled, unlabeled_files, ratio = _unlabeled(args, distill, data)
     paths = [str(t) for t in distill["teacher"]] if isinstance(distill["teacher"], list) else [distill["teacher"]]
     teachers = [load_teacher(t) for t in paths]
+    task = model_task(teachers[0])
+    for path, t in zip(paths, teachers):  # every member of an ensemble: the task of the first, and the data's
+        if model_task(t) != task:
+            raise DistillError(
+                f"teacher '{path}' is a {model_task(t)} model but teacher '{paths[0]}' is a {task} model: an ensemble "
+                "is of one task"
+            )
+        _check_task(task, args.task, path, t.model[-1], data, args.data)
+    student = _load_student(args.model, data, task, paths[0])
     d_names = list(data["names"].values())
     picks = [None if args.single_cls else teacher_classes(p, list(t.names.values()), d_names)
              for p, t in zip(paths, teachers)]  # fmt: skip
     teacher, classes = teachers[0], picks[0]
-    student = _load_student(args.model, data["nc"])
     stride = max(32, int(teacher.stride.max()), int(student.stride.max()))
     teacher_imgsz = _sizes(args, distill["teacher_imgsz"], stride)
     lowres = teacher_imgsz != args.imgsz

@@ -21,8 +21,9 @@ Usage: yolodistill COMMAND key=value ...
   help    this text;  --version  the version
 
 Distillation arguments (besides every Ultralytics train argument):
-  teacher         Ultralytics detection checkpoint whose class names include the data's (picked by name), or a list
-                  teacher=[a.pt,b.pt]: an ensemble, head outputs averaged
+  teacher         Ultralytics detect/segment/pose/obb checkpoint whose class names include the data's (its task is
+                  the run's: student and data of that task, e.g. student=yolov8n-seg.yaml data=shapes-seg), or a
+                  list teacher=[a.pt,b.pt]: an ensemble, head outputs averaged
   student         model yaml (yolov8n.yaml) or .pt to start from (alias: model; its head is rebuilt for the data)
   recipe          bundled name ({{recipes}}) or path to a recipe yaml; default head_kd (lowres if teacher_imgsz > imgsz)
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
@@ -57,8 +58,8 @@ def parse(tokens: list[str]) -> dict[str, Any]:
 
 
 def train(args: dict[str, Any]) -> None:
-    """`yolodistill train`: a DistillationTrainer run (`student` is `model`, as the trainer takes it); with
-    `assistant=`, the two runs of Teacher–Assistant–Student (assistant.py)."""
+    """`yolodistill train`: a run of the distillation trainer of the teacher's task (`student` is `model`, as the
+    trainer takes it); with `assistant=`, the two runs of Teacher–Assistant–Student (assistant.py)."""
     from . import assistant
     from .trainer import run
 

@@ -49,14 +49,15 @@ def train_with_threads(trainer_cls: type, threads: int | None = None, **override
     return trainer
 
 
-def teacher_checkpoint(cfg: str, data: str, epochs: int, threads: int | None = None, **args: Any) -> Path:
-    """A teacher trained with plain Ultralytics, cached by its settings under $YOLODISTILL_HOME/teachers."""
+def teacher_checkpoint(
+    cfg: str, data: str, epochs: int, threads: int | None = None, trainer_cls: type = DetectionTrainer, **args: Any
+) -> Path:
+    """A teacher trained with plain Ultralytics (`trainer_cls`: its trainer of the model's task), cached by its settings
+    under $YOLODISTILL_HOME/teachers (the model yaml names the task: yolov8s-seg.yaml)."""
     key = f"{cfg}|{data}|{epochs}|{args['imgsz']}|{args['seed']}|{GENERATOR_VERSION}"
     cached = cache_home() / "teachers" / f"{Path(cfg).stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
     if not cached.exists():
-        trainer = train_with_threads(
-            DetectionTrainer, threads, model=cfg, data=data, name="teacher", epochs=epochs, **args
-        )
+        trainer = train_with_threads(trainer_cls, threads, model=cfg, data=data, name="teacher", epochs=epochs, **args)
         cached.parent.mkdir(parents=True, exist_ok=True)
         with replacing(cached) as tmp:  # never a half-copied teacher in the cache
             shutil.copyfile(trainer.best, tmp)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from ultralytics.utils.tal import make_anchors
 
 from .adapters import build_adapters
 from .alignment import align, align_anchors, split_levels
@@ -14,7 +15,8 @@ from .balance import Balance
 from .crosshead import CrossHead, cross_adapters
 from .ensemble import mean_boxes, mean_scores
 from .recipes import Recipe
-from .registry import TABLE
+from .registry import TABLE, TASK_OUTPUTS
+from .seams import swapped
 from .taps import FeatureTaps
 from .unlabeled import labelled_part
 
@@ -25,12 +27,43 @@ if TYPE_CHECKING:
 def head_outputs(preds: Any) -> dict[str, Any]:
     """The raw Detect-head dict ({"boxes": N×4R×A, "scores": N×K×A, "feats": [N×C×H×W]}) from what an Ultralytics
     detection model returns: the dict itself in training, (decoded, dict) in eval, and for end-to-end heads (YOLO26,
-    YOLOv10) a {"one2many", "one2one"} pair of which the dense one-to-many branch is taken while it exists."""
+    YOLOv10) a {"one2many", "one2one"} pair of which the dense one-to-many branch is taken while it exists.
+
+    The task heads return the same in Ultralytics 8.4.190, their own outputs added to the dict: Segment
+    "mask_coefficient" N×M×A and "proto" N×M×h×w (in eval its decoded part is a (decoded, proto) pair, the dict still
+    second), Pose "kpts" N×(J·D)×A, OBB "angle" N×1×A."""
     if isinstance(preds, (tuple, list)):
         preds = preds[1]
     if "one2many" in preds:
         preds = preds["one2many"] if preds["one2many"] else preds["one2one"]  # fusion may drop one2many
     return preds
+
+
+def keypoint_offsets(head: nn.Module, kpts: torch.Tensor) -> torch.Tensor:
+    """A Pose head's raw keypoints N×(J·D)×A → N×J×D×A: x and y decoded as the head itself decodes them, in grid cells
+    from the anchor point (Pose: 2·x̂ − ½, YOLO26's Pose26: x̂), the visibility logit (D = 3) as it is. Through the
+    head's own `kpts_decode` with anchor points 0 and strides 1 set for the call (it reads both from the head, where
+    its inference sets them), so teacher and student of different families are compared by what their keypoints
+    mean, not by their raw values."""
+    n, _, a = kpts.shape
+    with swapped(head, anchors=kpts.new_zeros(2, a), strides=kpts.new_ones(1, a)):
+        decoded = head.kpts_decode(kpts).view(n, *head.kpt_shape, a)
+    return torch.cat([decoded[:, :, :2], kpts.view(n, *head.kpt_shape, a)[:, :, 2:]], dim=2)
+
+
+def mask_boxes(head: nn.Module, preds: dict[str, Any]) -> torch.Tensor:
+    """A Segment head's box at every anchor, N×A×4 (x1, y1, x2, y2) in pixels of its prototype maps: the DFL logits
+    N×4R×A decoded to side distances by the head's own `dfl` (the expected bin; with one bin, YOLO26's, the value
+    itself), around the anchor point, in grid cells of the anchor's level, times (prototype size / level size)."""
+    feats, proto = preds["feats"], preds["proto"]
+    anchors, _ = make_anchors(feats, [1] * len(feats), 0.5)  # A×2 (x, y), grid cells
+    sizes = [f.shape[-2:] for f in feats]
+    scale = torch.cat(
+        [anchors.new_tensor([proto.shape[-1] / w, proto.shape[-2] / h]).expand(h * w, 2) for h, w in sizes]
+    )
+    d = head.dfl(preds["boxes"].float())  # N×4×A: left, top, right, bottom
+    xy, scale = anchors.t()[None].float(), scale.t().repeat(2, 1)[None].float()  # 1×2×A, 1×4×A
+    return (torch.cat([xy - d[:, :2], xy + d[:, 2:]], dim=1) * scale).transpose(1, 2)
 
 
 def _picked(preds: Any, classes: torch.Tensor | None) -> dict[str, Any]:
@@ -155,11 +188,12 @@ class Distiller(nn.Module):
             t_head["boxes"] = mean_boxes([h["boxes"] for h in heads], self.teacher.model[-1].reg_max)
         # A non-finite teacher output drops this step's distillation (on the device: no host sync). The values are
         # zeroed too, because a NaN multiplied by 0 in the forward still sends NaN gradients into the student.
-        values = [*teacher, *(t_head[k] for k in ("scores", "boxes") if k in t_head)]
+        outputs = ("scores", "boxes", *(TASK_OUTPUTS[k[2:]] for k in self.inputs if k[2:] in TASK_OUTPUTS))
+        values = [*teacher, *(t_head[k] for k in outputs if k in t_head)]
         finite = torch.stack([torch.isfinite(v).all() for v in values]).all()
         self.dropped_steps += ~finite
         teacher = [torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0) for t in teacher]
-        t_head = {k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in ("scores", "boxes") else v
+        t_head = {k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in outputs else v
                   for k, v in t_head.items()}  # fmt: skip
         student = self.student_taps.collect()
         student = align([a(s) for a, s in zip(self.adapters[: self.n_feature_adapters], student)], teacher)
@@ -171,6 +205,7 @@ class Distiller(nn.Module):
             inputs["s_scores"] = align_anchors(s_head["scores"], s_head["feats"], t_head["feats"])
             if self.recipe.feature_weighted:
                 inputs["masks"] = score_maps(t_head["scores"], t_head["feats"])
+            inputs.update(self.task_inputs(s_head, t_head))
         if self.cross is not None:
             c_boxes, c_scores = self.cross(t_head["feats"])
             if self.teacher_classes is not None:
@@ -182,6 +217,25 @@ class Distiller(nn.Module):
             terms.append(w * self.factor * loss)
         terms = torch.stack(terms) * finite
         return terms, dict(zip(names, terms.detach()))
+
+    def task_inputs(self, s_head: dict[str, Any], t_head: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The task inputs the recipe's losses take (registry.TASK_OUTPUTS), from both heads' output dicts: per-anchor
+        outputs on the teacher's anchors (keypoints, which the checks keep on one grid, decoded by each model's head:
+        `keypoint_offsets`), prototype maps as they are, and the teacher's boxes that mask distillation crops to
+        (`mask_boxes`)."""
+        inputs = {}
+        for name, key in TASK_OUTPUTS.items():
+            if f"t_{name}" not in self.inputs:
+                continue
+            s, t = s_head[key], t_head[key]
+            if name == "kpts":
+                s, t = keypoint_offsets(self._student.model[-1], s), keypoint_offsets(self.teacher.model[-1], t)
+            elif name != "protos":
+                s = align_anchors(s, s_head["feats"], t_head["feats"])
+            inputs.update({f"s_{name}": s, f"t_{name}": t})
+        if "t_mask_boxes" in self.inputs:
+            inputs["t_mask_boxes"] = mask_boxes(self.teacher.model[-1], t_head)
+        return inputs
 
     def attach(self, student: nn.Module) -> None:
         """Hook the student's tapped layers and wrap its detection criterion with the distillation terms."""

@@ -29,6 +29,8 @@ TOL_FP32 = 1e-3
 TOL_FP16 = 2e-2
 TOL_INT8 = 1e-1  # 8-bit activations: only a gross error exceeds this; agreement says more about INT8 exports
 ENGINE = {"engine", "tensorrt", "trt"}  # Ultralytics' names for the TensorRT format
+# what each task's raw outputs hold besides boxes and scores (all of it compared)
+_EXTRAS = {"segment": ", mask coefficients, prototypes", "pose": ", keypoints/imgsz", "obb": ", angles"}
 
 
 @dataclass
@@ -127,7 +129,7 @@ def _verify(model: str | Path, path: Path, images: str | list, device: Any) -> E
     """Run both models on the same letterboxed images; compare raw outputs, NMS boxes and median latency."""
     from ultralytics.nn.autobackend import AutoBackend
     from ultralytics.utils import LOGGER, colorstr
-    from ultralytics.utils.metrics import box_iou
+    from ultralytics.utils.metrics import batch_probiou, box_iou
     from ultralytics.utils.nms import non_max_suppression
     from ultralytics.utils.ops import Profile
     from ultralytics.utils.torch_utils import select_device
@@ -145,25 +147,33 @@ def _verify(model: str | Path, path: Path, images: str | list, device: Any) -> E
             for im in ims:
                 with Profile(device=dev) as dt:
                     y = backend(im)
-                ys.append((y[0] if isinstance(y, (list, tuple)) else y).float().cpu())
+                ys.append([t.float().cpu() for t in _tensors(y)])
                 ms.append(dt.dt * 1e3)
-            outputs.append(torch.cat(ys))
+            outputs.append([torch.cat(t) for t in zip(*ys)])
             latency.append(statistics.median(ms))
-    ref, out = outputs
-    if ref.shape != out.shape:
-        raise DistillError(
-            f"{path} outputs shape {tuple(out.shape)}, the PyTorch student {tuple(ref.shape)}: add verify=False"
-        )
-    boxes = (..., slice(0, 4)) if exported.end2end else (slice(None), slice(0, 4))  # (B, N, 6) or (B, 4+nc, N)
-    d = (ref - out).abs()
-    d[boxes] /= max(imgsz)
-    diff = d.max().item()
+    shapes = [[tuple(t.shape) for t in y] for y in outputs]
+    if shapes[0] != shapes[1]:
+        raise DistillError(f"{path} outputs shapes {shapes[1]}, the PyTorch student {shapes[0]}: add verify=False")
+    task, nc = exported.task, len(exported.names)
+    pixels = _pixel_rows(task, nc, exported.metadata.get("kpt_shape"), exported.end2end)
+    diffs = [(a - b).abs() for a, b in zip(*outputs)]
+    d = diffs[0].transpose(1, 2) if exported.end2end else diffs[0]  # (B, values, N) in both layouts
+    d[:, pixels] /= max(imgsz)
+    diff = max(x.max().item() for x in diffs)
 
+    rotated = task == "obb"
     matched = total = 0
-    for a, b in zip(*(non_max_suppression(y, CONF, IOU, end2end=exported.end2end) for y in outputs)):
+    nms = (non_max_suppression(y[0], CONF, IOU, nc=nc, rotated=rotated, end2end=exported.end2end) for y in outputs)
+    for a, b in zip(*nms):
         total += len(a) + len(b)
         if len(a) and len(b):
-            hit = (box_iou(a[:, :4], b[:, :4]) >= MATCH_IOU) & (a[:, 5:6] == b[:, 5][None])
+            # rotated: (x, y, w, h, conf, cls, ..., angle), compared by probabilistic IoU as Ultralytics' OBB NMS does
+            iou = (
+                batch_probiou(a[:, [0, 1, 2, 3, -1]], b[:, [0, 1, 2, 3, -1]])
+                if rotated
+                else box_iou(a[:, :4], b[:, :4])
+            )
+            hit = (iou >= MATCH_IOU) & (a[:, 5:6] == b[:, 5][None])
             matched += int(hit.any(1).sum() + hit.any(0).sum())
     agreement = matched / total if total else 1.0  # no box on either side: nothing to disagree on
 
@@ -171,7 +181,7 @@ def _verify(model: str | Path, path: Path, images: str | list, device: Any) -> E
     ok = diff <= tol
     LOGGER.info(
         f"{colorstr('verify:')} {path} vs PyTorch on {len(ims)} images at imgsz {imgsz}\n"
-        f"  max |diff| of raw outputs (boxes/imgsz, scores): {diff:.2e}, tolerance {tol:.0e}: "
+        f"  max |diff| of raw outputs (boxes/imgsz, scores{_EXTRAS.get(task, '')}): {diff:.2e}, tolerance {tol:.0e}: "
         f"{'PASS' if ok else 'FAIL'}\n"
         f"  NMS boxes agreeing (IoU>={MATCH_IOU}, same class, both sides): {agreement:.1%} of {total}\n"
         f"  median latency: PyTorch {latency[0]:.1f} ms/image, {exported.format} {latency[1]:.1f} ms/image"
@@ -182,6 +192,27 @@ def _verify(model: str | Path, path: Path, images: str | list, device: Any) -> E
             "(raw outputs, boxes/imgsz); the file is kept, verify=False skips this check"
         )
     return ExportResult(path, diff, agreement, latency[0], latency[1], tol, ok, total)
+
+
+def _tensors(y: Any) -> list[torch.Tensor]:
+    """A backend's outputs as a flat list of tensors: the decoded predictions, and a segmentation model's prototypes
+    (ONNX & co give [output0, proto], PyTorch ((output0, proto), raw dict); the raw dict of PyTorch is left out)."""
+    if isinstance(y, torch.Tensor):
+        return [y]
+    if isinstance(y, (list, tuple)):
+        return [t for x in y for t in _tensors(x)]
+    return []
+
+
+def _pixel_rows(task: str, nc: int, kpt_shape: list[int] | None, end2end: bool) -> list[int]:
+    """The values of a prediction that are pixel coordinates, as indices into its (B, values, N) layout: the box
+    (x, y, w, h or x1, y1, x2, y2) and a pose model's keypoint x and y, after the scores (end-to-end: after score and
+    class). Their differences are divided by imgsz; scores, mask coefficients, visibilities and angles are not."""
+    rows = [0, 1, 2, 3]
+    if task == "pose" and kpt_shape:
+        start, (j, dims) = 6 if end2end else 4 + nc, kpt_shape
+        rows += [start + k * dims + c for k in range(j) for c in (0, 1)]
+    return rows
 
 
 def _tolerance(fmt: str, quantize: Any) -> float:

@@ -1,5 +1,8 @@
 """Distillation losses, each returning a scalar.
 
+The task losses (MaskKDLoss, KeypointKDLoss, AngleKDLoss) take the outputs that the Segment, Pose and OBB heads add to
+Detect's, on the same anchors (see each class).
+
 Feature losses (CWD, mimic, PKD) take two equally long lists of N×C×H×W maps (`student_maps`, `teacher_maps`). Head
 losses (classification KD, localization distillation, box KD, CrossKD) take the Detect head's raw outputs of both
 models, flattened over all anchors of all levels: class logits N×K×A (`s_scores`, `t_scores`) and DFL box logits
@@ -18,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from ultralytics.utils.metrics import bbox_iou
+from ultralytics.utils.ops import crop_mask
 
 
 class _LevelLoss(nn.Module):
@@ -120,6 +124,22 @@ class MimicLoss(_MaskableLoss):
         return (s - t) ** 2
 
 
+def binary_kl(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Elementwise binary KL(σ(t) ‖ σ(s)) of logits: p·(log p − log q) + (1−p)·(log(1−p) − log(1−q)), p = σ(t),
+    q = σ(s). From log-sigmoids rather than as a difference of two cross-entropies, which cancel to float32 noise (and
+    may go below 0) where the student is already close to the teacher."""
+    pt = t.sigmoid()
+    return pt * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - pt) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+
+
+def teacher_weighted(per_anchor: torch.Tensor, t_scores: torch.Tensor) -> torch.Tensor:
+    """Σ_{n,a} w_{n,a} · ℓ_{n,a} / max(1, Σ_{n,a} w_{n,a}) with w_{n,a} = max_k σ(t^cls_{n,k,a}), the teacher's top
+    class score: the anchor weighting of LD and of the task losses (ℓ N×A, t_scores N×K×A), so background anchors, whose
+    boxes, masks, keypoints and angles mean nothing, do not dominate."""
+    w = t_scores.float().sigmoid().amax(dim=1)  # N×A
+    return (w * per_anchor).sum() / w.sum().clamp(min=1.0)
+
+
 def _check_boxes(s_boxes: torch.Tensor, t_boxes: torch.Tensor) -> None:
     if s_boxes.shape != t_boxes.shape:
         raise ValueError(f"student boxes {tuple(s_boxes.shape)} and teacher boxes {tuple(t_boxes.shape)} differ")
@@ -163,9 +183,7 @@ class ClassKDLoss(nn.Module):
         if self.beta > 0:
             kl = F.binary_cross_entropy_with_logits(s, pt, reduction="none") * (s.sigmoid() - pt).abs().pow(self.beta)
         else:
-            # from log-sigmoids rather than as a difference of two cross-entropies, which cancel to float32 noise (and
-            # may go below 0) where the student is already close to the teacher
-            kl = pt * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - pt) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+            kl = binary_kl(s, t)
         if self.score_weighted:
             kl = kl * pt.amax(dim=1, keepdim=True)
         return kl.sum() * self.tau**2 / pt.sum().clamp(min=1.0)
@@ -191,8 +209,7 @@ class LDLoss(nn.Module):
         log_ps = F.log_softmax(s_boxes.float().view(n, 4, -1, a) / self.tau, dim=2)
         log_pt = F.log_softmax(t_boxes.float().view(n, 4, -1, a) / self.tau, dim=2)
         kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=2).mean(dim=1)  # N×A
-        w = t_scores.float().sigmoid().amax(dim=1)  # N×A
-        return (w * kl).sum() * self.tau**2 / w.sum().clamp(min=1.0)
+        return teacher_weighted(kl, t_scores) * self.tau**2
 
 
 class BoxKDLoss(nn.Module):
@@ -227,12 +244,11 @@ class BoxKDLoss(nn.Module):
     ) -> torch.Tensor:
         _check_boxes(s_boxes, t_boxes)
         giou = bbox_iou(self.decode(s_boxes), self.decode(t_boxes), xywh=False, GIoU=True).squeeze(-1)  # N×A
-        if self.weights == "bckd":
-            if s_scores is None:
-                raise ValueError("weights='bckd' needs the student's class scores s_scores")
-            w = (t_scores.float().sigmoid() - s_scores.detach().float().sigmoid()).abs().amax(dim=1)  # N×A
-        else:
-            w = t_scores.float().sigmoid().amax(dim=1)  # N×A
+        if self.weights == "teacher":
+            return teacher_weighted(1.0 - giou, t_scores)
+        if s_scores is None:
+            raise ValueError("weights='bckd' needs the student's class scores s_scores")
+        w = (t_scores.float().sigmoid() - s_scores.detach().float().sigmoid()).abs().amax(dim=1)  # N×A
         return (w * (1.0 - giou)).sum() / w.sum().clamp(min=1.0)
 
     @staticmethod
@@ -264,3 +280,104 @@ class CrossKDLoss(nn.Module):
         self, cross_scores: torch.Tensor, cross_boxes: torch.Tensor, t_scores: torch.Tensor, t_boxes: torch.Tensor
     ) -> torch.Tensor:
         return self.cls(cross_scores, t_scores) + self.ld(cross_boxes, t_boxes, t_scores)
+
+
+class MaskKDLoss(nn.Module):
+    """Mask distillation for segmentation students, at the anchors the teacher is confident about, inside its boxes.
+
+    A Segment head predicts, per anchor, M mask coefficients c (N×M×A) and, per image, M prototype maps P (N×M×h×w);
+    an anchor's mask logits are z_{n,a} = Σ_m c_{n,m,a} · P_{n,m} (h×w), its mask σ(z), as Ultralytics' segmentation
+    loss and predictor form them. Teacher and student may have different M and prototype sizes: each model's own
+    mask is formed, and the student's is resized bilinearly to the teacher's H×W where they differ (a lower-resolution
+    student). With the teacher's top class score w_{n,a} = max_k σ(t^cls_{n,k,a}) as the anchor weight (as LD has it),
+    per image the `topk` anchors of largest w, S_n (all A when fewer), and the binary KL per pixel of the soft targets
+    over the pixels B_{n,a} inside the teacher's box at that anchor:
+
+        ℓ_{n,a} = Σ_{p∈B_{n,a}} KL_b(σ(z^T_{n,a,p}) ‖ σ(z^S_{n,a,p})) / max(1, |B_{n,a}|)
+        L = Σ_n Σ_{a∈S_n} w_{n,a} · ℓ_{n,a} / max(1, Σ_n Σ_{a∈S_n} w_{n,a})
+
+    Inside the box, because that is where a mask means something: Ultralytics trains a mask only inside its box (the
+    segmentation loss crops to it, normalised by the box area) and crops predicted masks to their boxes, so outside
+    it the teacher's logits were never trained. B_{n,a} is Ultralytics' own crop (`crop_mask`: pixel x1 ≤ col < x2,
+    y1 ≤ row < y2). Only `topk` anchors per image, because a mask per anchor is an H×W map (A·H·W values for all
+    anchors: 8400·160² at 640 px).
+
+    Inputs: s_mask_coeffs N×M_s×A, s_protos N×M_s×h×w, t_mask_coeffs N×M_t×A, t_protos N×M_t×H×W, t_mask_boxes N×A×4
+    (the teacher's boxes, x1 y1 x2 y2 in pixels of its prototype maps: `distiller.mask_boxes`), t_scores N×K×A (the
+    student's coefficients on the teacher's anchors).
+    """
+
+    def __init__(self, topk: int = 32):
+        super().__init__()
+        self.topk = int(topk)
+
+    def forward(
+        self,
+        s_mask_coeffs: torch.Tensor,
+        s_protos: torch.Tensor,
+        t_mask_coeffs: torch.Tensor,
+        t_protos: torch.Tensor,
+        t_mask_boxes: torch.Tensor,
+        t_scores: torch.Tensor,
+    ) -> torch.Tensor:
+        if s_mask_coeffs.shape[-1] != t_mask_coeffs.shape[-1]:
+            raise ValueError(f"student anchors {s_mask_coeffs.shape[-1]} and teacher anchors {t_mask_coeffs.shape[-1]}")
+        w = t_scores.float().sigmoid().amax(dim=1)  # N×A
+        w, idx = w.topk(min(self.topk, w.shape[1]), dim=1)  # N×k
+
+        def masks(coeffs: torch.Tensor, protos: torch.Tensor) -> torch.Tensor:  # N×k×h×w mask logits
+            picked = coeffs.float().gather(2, idx[:, None].expand(-1, coeffs.shape[1], -1))  # N×M×k
+            return torch.einsum("nmk,nmhw->nkhw", picked, protos.float())
+
+        zt, zs = masks(t_mask_coeffs, t_protos), masks(s_mask_coeffs, s_protos)
+        if zs.shape[-2:] != zt.shape[-2:]:
+            zs = F.interpolate(zs, size=zt.shape[-2:], mode="bilinear", align_corners=False)
+        boxes = t_mask_boxes.float().gather(1, idx[..., None].expand(-1, -1, 4))  # N×k×4
+        inside = crop_mask(torch.ones_like(zt).flatten(0, 1), boxes.flatten(0, 1)).view_as(zt)
+        kl = (binary_kl(zs, zt) * inside).sum(dim=(2, 3)) / inside.sum(dim=(2, 3)).clamp(min=1.0)  # N×k
+        return (w * kl).sum() / w.sum().clamp(min=1.0)
+
+
+class KeypointKDLoss(nn.Module):
+    """Keypoint distillation for pose students, per anchor, weighted by the teacher's top class score.
+
+    A Pose head predicts, per anchor, J keypoints of D values (N×J×D×A here): x, y and, with D = 3, a visibility
+    logit. x and y come decoded by each model's own head as offsets from the anchor point in grid cells of the anchor's
+    level (`distiller.keypoint_offsets`: Ultralytics' Pose decodes 2·x̂ − ½, YOLO26's x̂), so the L1 distance is in
+    grid cells, scale-free across levels as the DFL boxes are. Each keypoint's distance counts as much as the teacher
+    sees it (v = σ(t^vis); 1 for D = 2), and its visibility logits distil as soft targets:
+
+        ℓ_{n,a} = 1/J · Σ_j [ v_{n,j,a} · (|x^S − x^T| + |y^S − y^T|) + KL_b(σ(t^vis_{n,j,a}) ‖ σ(s^vis_{n,j,a})) ]
+        L = Σ_{n,a} w_{n,a} · ℓ_{n,a} / max(1, Σ_{n,a} w_{n,a}),   w_{n,a} = max_k σ(t^cls_{n,k,a})
+
+    (no KL term for D = 2). Inputs: s_kpts, t_kpts N×J×D×A, t_scores N×K×A.
+    """
+
+    def forward(self, s_kpts: torch.Tensor, t_kpts: torch.Tensor, t_scores: torch.Tensor) -> torch.Tensor:
+        if s_kpts.shape != t_kpts.shape:
+            raise ValueError(f"student keypoints {tuple(s_kpts.shape)} and teacher keypoints {tuple(t_kpts.shape)}")
+        s, t = s_kpts.float(), t_kpts.float()
+        dist = (s[:, :, :2] - t[:, :, :2]).abs().sum(dim=2)  # N×J×A, grid cells
+        if s.shape[2] > 2:
+            dist = dist * t[:, :, 2].sigmoid() + binary_kl(s[:, :, 2], t[:, :, 2])
+        return teacher_weighted(dist.mean(dim=1), t_scores)
+
+
+class AngleKDLoss(nn.Module):
+    """Angle distillation for oriented-box students, per anchor, weighted by the teacher's top class score.
+
+    An OBB head predicts one angle θ per anchor (radians, N×1×A; Ultralytics' rotated boxes repeat with period π).
+    The periodic distance 1 − cos 2(θ^S − θ^T) = 2·sin²(θ^S − θ^T) is 0 for equal boxes (also θ^S = θ^T ± π), 2 for
+    perpendicular ones, smooth everywhere (no wrap-around jump as |Δθ| has):
+
+        L = Σ_{n,a} w_{n,a} · (1 − cos 2(θ^S_{n,a} − θ^T_{n,a})) / max(1, Σ_{n,a} w_{n,a})
+
+    with w_{n,a} = max_k σ(t^cls_{n,k,a}).
+    The boxes' sides distil through LD (their DFL distances are the rotated box's). Inputs: s_angles, t_angles
+    N×1×A, t_scores N×K×A (the student's angles on the teacher's anchors).
+    """
+
+    def forward(self, s_angles: torch.Tensor, t_angles: torch.Tensor, t_scores: torch.Tensor) -> torch.Tensor:
+        if s_angles.shape != t_angles.shape:
+            raise ValueError(f"student angles {tuple(s_angles.shape)} and teacher angles {tuple(t_angles.shape)}")
+        return teacher_weighted(1 - torch.cos(2 * (s_angles.float() - t_angles.float())).mean(dim=1), t_scores)

@@ -56,6 +56,10 @@ class Recipe:
     )
     cross_kd: float = _key(0.0, "weight of CrossKDLoss (the student's head features through the teacher's head)")
     cross_kd_align: bool = _key(False, "true: CrossKD's align_scale, student maps at the cut get the teacher's stats")
+    mask_kd: float = _key(0.0, "weight of MaskKDLoss (segment: per-pixel binary KL of the masks at confident anchors)")
+    mask_kd_topk: int = _key(32, "its anchors per image: the teacher's most confident ones")
+    kpt_kd: float = _key(0.0, "weight of KeypointKDLoss (pose: keypoint L1 in grid cells + visibility KL)")
+    angle_kd: float = _key(0.0, "weight of AngleKDLoss (obb: 1 − cos 2Δθ of the box angles)")
     balance: float = _key(0.0, "> 0: all weights rescaled once so distillation starts at balance × the detection loss")
     schedule: str = _key(
         "constant", "all distillation weights over training: constant | linear | cosine (1 → 0.1)", SCHEDULES
@@ -151,11 +155,12 @@ def _bool(v: Any) -> bool:
 
 
 # each key's conversion from a YAML or command-line value, by its field's type
-_BY_TYPE = {"float": float, "bool": _bool, "str": str, "tuple[float, ...] | None": _floats}
+_BY_TYPE = {"float": float, "int": int, "bool": _bool, "str": str, "tuple[float, ...] | None": _floats}
 _BY_TYPE["tuple[int, ...] | None"] = _ints
 _CONVERT = {f.name: _BY_TYPE[f.type] for f in fields(Recipe)}
 _TAUS = tuple(k for k in RECIPE_KEYS if k.endswith("_tau"))  # temperatures: > 0
 _FACTORS = tuple(k for k, c in _CONVERT.items() if c is float and k not in (*LOSSES, *_TAUS))  # >= 0, 0 = off
+_COUNTS = tuple(k for k, c in _CONVERT.items() if c is int)  # >= 1
 _CHOICES = {f.name: f.metadata["choices"] for f in fields(Recipe) if f.metadata["choices"]}
 
 
@@ -180,6 +185,9 @@ def _check(values: dict[str, Any], source: str) -> Recipe:
     for key in _FACTORS:
         if getattr(r, key) < 0:
             raise DistillError(f"{key}={getattr(r, key)} in {source}: it must be >= 0 (0 = off)")
+    for key in _COUNTS:
+        if getattr(r, key) < 1:
+            raise DistillError(f"{key}={getattr(r, key)} in {source}: it must be >= 1")
     for key in _TAUS:
         if getattr(r, key) <= 0:
             raise DistillError(f"{key}={getattr(r, key)} in {source}: the temperature must be > 0")

@@ -11,6 +11,13 @@ The inputs, as `Distiller.forward` fills them (K classes, A anchors over all lev
     s_scores, t_scores           class logits N×K×A of student and teacher (the student's on the teacher's anchors)
     s_boxes, t_boxes             DFL box logits N×4R×A of student and teacher
     cross_scores, cross_boxes    CrossKD's cross predictions (`crosshead.CrossHead`), N×K×A and N×4R×A
+  and what the task heads (Segment, Pose, OBB: each extends Detect) add, from the head output named in TASK_OUTPUTS:
+    s_mask_coeffs, t_mask_coeffs mask coefficients N×M×A (M per model; the student's on the teacher's anchors)
+    s_protos, t_protos           mask prototypes N×M×h×w (each model's own size)
+    t_mask_boxes                 the teacher's box at each anchor, N×A×4 x1 y1 x2 y2 in pixels of its prototype maps
+    s_kpts, t_kpts               keypoints N×J×D×A: x, y in grid cells from the anchor (each head's own decoding,
+                                 `distiller.keypoint_offsets`), with D = 3 a visibility logit
+    s_angles, t_angles           box angles N×1×A in radians (the student's on the teacher's anchors)
 """
 
 from __future__ import annotations
@@ -21,16 +28,31 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from torch import nn
+from ultralytics.nn.modules.head import OBB, Pose, Segment
 
 from .crosshead import CUT, branches
-from .losses import BoxKDLoss, ClassKDLoss, CrossKDLoss, CWDLoss, LDLoss, MimicLoss, PKDLoss
+from .losses import (
+    AngleKDLoss,
+    BoxKDLoss,
+    ClassKDLoss,
+    CrossKDLoss,
+    CWDLoss,
+    KeypointKDLoss,
+    LDLoss,
+    MaskKDLoss,
+    MimicLoss,
+    PKDLoss,
+)
 from .utils import DistillError
 
 if TYPE_CHECKING:
     from .recipes import Recipe
 
 FEATURE_INPUTS = ("student_maps", "teacher_maps", "masks")
-HEAD_INPUTS = ("s_scores", "t_scores", "s_boxes", "t_boxes", "cross_scores", "cross_boxes")
+# each task input (without its s_/t_ prefix) → the key of the head's output dict that holds it
+TASK_OUTPUTS = {"mask_coeffs": "mask_coefficient", "protos": "proto", "kpts": "kpts", "angles": "angle"}
+TASK_INPUTS = (*(f"{who}_{name}" for name in TASK_OUTPUTS for who in ("s", "t")), "t_mask_boxes")
+HEAD_INPUTS = ("s_scores", "t_scores", "s_boxes", "t_boxes", "cross_scores", "cross_boxes", *TASK_INPUTS)
 
 
 @dataclass(frozen=True)
@@ -110,6 +132,33 @@ def _cuttable_heads(name: str, heads: Heads) -> None:
         raise DistillError(f"{name} needs teacher and student heads with equal levels: set {name}=0")
 
 
+def _task_heads(kind: type[nn.Module], task: str) -> Callable[[str, Heads], None]:
+    """The check of a task loss: both heads are the task's (`kind`, e.g. Segment), whose outputs it compares."""
+
+    def check(name: str, heads: Heads) -> None:
+        for who, head in (("teacher", heads.teacher), ("student", heads.student)):
+            if not isinstance(head, kind):
+                raise DistillError(
+                    f"{name} needs {task} models, but the {who}'s head is {type(head).__name__}: set {name}=0"
+                )
+
+    return check
+
+
+def _equal_keypoints(name: str, heads: Heads) -> None:
+    """Keypoints of one layout, on one grid (decoded keypoints count grid cells of the image each model saw)."""
+    _task_heads(Pose, "pose")(name, heads)
+    if list(heads.teacher.kpt_shape) != list(heads.student.kpt_shape):
+        raise DistillError(
+            f"{name} needs equal keypoints, but the teacher has kpt_shape {list(heads.teacher.kpt_shape)} and the "
+            f"student {list(heads.student.kpt_shape)}: set {name}=0"
+        )
+    if heads.lowres:
+        raise DistillError(
+            f"{name} needs teacher_imgsz == imgsz (keypoints on one grid): set {name}=0 for a lower-resolution student"
+        )
+
+
 _MAPS = ("student_maps", "teacher_maps")
 
 # name (the recipe's weight key and the `<name>_loss` column) → row, in the order of the loss columns
@@ -134,4 +183,12 @@ TABLE: dict[str, LossRow] = {
         {"cls_tau": "cls_kd_tau", "ld_tau": "ld_tau", "cls_beta": "cls_kd_beta"},
         _cuttable_heads,
     ),
+    "mask_kd": LossRow(
+        MaskKDLoss,
+        ("s_mask_coeffs", "s_protos", "t_mask_coeffs", "t_protos", "t_mask_boxes", "t_scores"),
+        {"topk": "mask_kd_topk"},
+        _task_heads(Segment, "segment"),
+    ),
+    "kpt_kd": LossRow(KeypointKDLoss, ("s_kpts", "t_kpts", "t_scores"), {}, _equal_keypoints),
+    "angle_kd": LossRow(AngleKDLoss, ("s_angles", "t_angles", "t_scores"), {}, _task_heads(OBB, "obb")),
 }

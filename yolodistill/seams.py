@@ -21,7 +21,11 @@ student instead, so the seams stay.
                         Dataset, args.fraction → 1           names, cutting a train set to args.fraction      beled
 
 One more seam lives with the student, not the trainer: `Distiller.attach` sets `student.loss` (Ultralytics' training
-step calls `self.loss(batch)` on the model) for the whole run, and `Distiller.detach` deletes it again.
+step calls `self.loss(batch)` on the model) for the whole run, and `Distiller.detach` deletes it again. And one with
+the Pose heads of both models: `distiller.keypoint_offsets` sets the head's `anchors` (0) and `strides` (1) for one
+call of its `kpts_decode`, which reads them from the head (Ultralytics 8.4.190: x = (2·x̂ + anchor − ½) · stride for
+Pose, (x̂ + anchor) · stride for Pose26), so the call gives offsets in grid cells; tests/test_tasks checks them
+against the head's own inference.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Procedurally generated object-detection dataset in YOLO format (deterministic, offline).
+"""Procedurally generated object-detection dataset in YOLO format (deterministic, offline), with the labels of any
+Ultralytics task: boxes (detect), polygons (segment), keypoints (pose) or rotated boxes (obb), all derived from the
+same rendered object masks, so a task's images are pixel for pixel those of the detection dataset of the same seed.
 
 How the defaults were chosen (generator version 1, defaults seed 0, n_train 800, n_val 200, imgsz 160; 2-core CPU,
 plain Ultralytics 8.4.190 from scratch: epochs 10, batch 16, imgsz 160, seed 0, amp off; Ultralytics trains on CPU with
@@ -39,6 +41,13 @@ _SPLITS = ("train", "val")
 _MIN_VISIBLE = 0.6  # occlusion never hides more than this share of an object's pixels
 _MIN_CONTRAST = 80.0  # RGB distance between an object and the background under it, so no label is invisible
 _JPEG_QUALITY = 90
+TASKS = ("detect", "segment", "pose", "obb")
+_SUFFIXES = {"segment": "seg", "pose": "pose", "obb": "obb"}  # preset name suffix of each task but detect
+# Pose: every shape's 4 extreme points (topmost, rightmost, bottommost, leftmost pixel of its body), defined for any
+# outline and any rotation, so no keypoint is ambiguous for a symmetric shape (unlike "the first corner" of a square).
+# A horizontal flip swaps rightmost and leftmost.
+KPT_SHAPE = (4, 3)  # (x, y, visibility): 2 visible, 1 hidden under a later object
+FLIP_IDX = (0, 3, 2, 1)
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ _PRESETS = {
     "synthetic": {"seed": 0, "n_train": 800, "n_val": 200, "imgsz": 160, "style": HARD},
     "shapes": {"seed": 0, "n_train": 600, "n_val": 200, "imgsz": 128, "style": GENTLE},
 }
+# the images of `shapes` with the other tasks' labels (named with Ultralytics' model suffixes: yolov8n-seg.yaml)
+_PRESETS.update({f"shapes-{suffix}": {**_PRESETS["shapes"], "task": t} for t, suffix in _SUFFIXES.items()})
 
 
 def _coverage(shape: tuple[int, int], draw: Callable[[np.ndarray], None]) -> np.ndarray:
@@ -217,10 +228,39 @@ def _contrasting_colour(rng: np.random.Generator, against: np.ndarray) -> np.nda
     return colour
 
 
-def _render(
-    rng: np.random.Generator, n: int, style: Style = HARD
-) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
-    """Draw one image; return it (uint8 BGR) and its labels (cls, cx, cy, w, h normalised)."""
+@dataclass
+class _Object:
+    """One labelled object: class, amodal box (cx, cy, w, h) and, in pixels, its outline polygon (P×2), the corners
+    of its minimum-area rotated rectangle (4×2) and its 4 extreme points (4×3: x, y, visibility)."""
+
+    cls: int
+    box: tuple[float, float, float, float]
+    polygon: np.ndarray
+    rbox: np.ndarray
+    kpts: np.ndarray
+
+
+def _extreme_points(solid: np.ndarray) -> np.ndarray:
+    """Topmost, rightmost, bottommost and leftmost pixel centre of a boolean mask (ties: their mean), 4×2."""
+    ys, xs = np.nonzero(solid)
+    points = []
+    for coord, other, pick in ((ys, xs, ys.min()), (xs, ys, xs.max()), (ys, xs, ys.max()), (xs, ys, xs.min())):
+        along = other[coord == pick].mean()
+        points.append((along, pick) if coord is ys else (pick, along))
+    return np.array(points, np.float64) + 0.5
+
+
+def _outline(body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Outer outline polygon (P×2, pixel corners) of the amodal body (coverage > 63, as the box) and the corners of
+    its minimum-area rotated rectangle (4×2). A ring's polygon is its outer outline: YOLO polygons have no holes."""
+    contours, _ = cv2.findContours((body > 63).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contour = max(contours, key=cv2.contourArea)
+    rbox = cv2.boxPoints(cv2.minAreaRect(contour)).astype(np.float64)
+    return contour[:, 0].astype(np.float64), np.clip(rbox, 0, body.shape[0])  # a corner may poke out at the border
+
+
+def _render(rng: np.random.Generator, n: int, style: Style = HARD) -> tuple[np.ndarray, list[_Object]]:
+    """Draw one image; return it (uint8 BGR) and its labelled objects (boxes normalised, geometry in pixels)."""
     shape = (n, n)
     img = _background(rng, n, style)
     lo, hi = (f * n for f in style.size)
@@ -258,7 +298,14 @@ def _render(
             _blend(img, mark, _contrasting_colour(rng, colour))
         # The box is the whole object even where occluded (amodal), the usual convention of detection datasets.
         x, y, w, h = cv2.boundingRect((body > 63).astype(np.uint8))
-        labels.append((cls, (x + w / 2) / n, (y + h / 2) / n, w / n, h / n))
+        polygon, rbox = _outline(body)
+        kpts = np.concatenate([_extreme_points(solid), np.zeros((4, 1))], 1)
+        labels.append(_Object(cls, ((x + w / 2) / n, (y + h / 2) / n, w / n, h / n), polygon, rbox, kpts))
+
+    # visibility once every object is drawn: 2 where the keypoint's pixel still shows its own object, else 1
+    for i, obj in enumerate(labels):
+        px = obj.kpts[:, :2].astype(int)
+        obj.kpts[:, 2] = np.where(owner[px[:, 1], px[:, 0]] == i + 1, 2, 1)
 
     # Sensor-like degradations; blur before noise, as in a camera.
     if rng.random() < 0.3:
@@ -268,7 +315,22 @@ def _render(
     return np.clip(img, 0, 255).astype(np.uint8), labels
 
 
-def _write_split(tmp: Path, split: str, split_id: int, count: int, seed: int, imgsz: int, style: Style) -> None:
+def _label_line(obj: _Object, task: str, n: int) -> str:
+    """One object's line in the YOLO label format of `task`, coordinates normalised by the image side `n`."""
+    if task == "segment":
+        values = (obj.polygon / n).ravel()
+    elif task == "obb":
+        values = (obj.rbox / n).ravel()
+    elif task == "pose":
+        values = np.concatenate([obj.box, (obj.kpts * (1 / n, 1 / n, 1)).ravel()])
+    else:
+        values = obj.box
+    return " ".join([str(obj.cls), *(f"{v:.6f}" for v in values)]) + "\n"
+
+
+def _write_split(
+    tmp: Path, split: str, split_id: int, count: int, seed: int, imgsz: int, style: Style, task: str
+) -> None:
     img_dir, lbl_dir = tmp / "images" / split, tmp / "labels" / split
     img_dir.mkdir(parents=True)
     lbl_dir.mkdir(parents=True)
@@ -278,25 +340,26 @@ def _write_split(tmp: Path, split: str, split_id: int, count: int, seed: int, im
         stem = f"{split}_{i:05d}"
         if not cv2.imwrite(str(img_dir / f"{stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY]):
             raise OSError(f"could not write {img_dir / stem}.jpg")
-        lines = "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in labels)
-        (lbl_dir / f"{stem}.txt").write_text(lines)
+        (lbl_dir / f"{stem}.txt").write_text("".join(_label_line(obj, task, imgsz) for obj in labels))
 
 
-def _build(root: Path, seed: int, n_train: int, n_val: int, imgsz: int, style: Style = HARD) -> Path:
+def _build(
+    root: Path, seed: int, n_train: int, n_val: int, imgsz: int, style: Style = HARD, task: str = "detect"
+) -> Path:
     """Write a complete dataset meant for `root` into a fresh hidden sibling directory and return that directory."""
     if imgsz < 32:
         raise ValueError(f"imgsz must be at least 32, got {imgsz}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     tmp = root.with_name(f".{root.name}.tmp-{uuid.uuid4().hex}")
     tmp.mkdir(parents=True)
     try:
         for split_id, (split, count) in enumerate(zip(_SPLITS, (n_train, n_val))):
-            _write_split(tmp, split, split_id, count, seed, imgsz, style)
-        data = {
-            "path": str(root),
-            "train": "images/train",
-            "val": "images/val",
-            "names": dict(enumerate(style.classes)),
-        }
+            _write_split(tmp, split, split_id, count, seed, imgsz, style, task)
+        data = {"path": str(root), "train": "images/train", "val": "images/val"}
+        if task == "pose":
+            data.update(kpt_shape=list(KPT_SHAPE), flip_idx=list(FLIP_IDX))
+        data["names"] = dict(enumerate(style.classes))
         (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -305,16 +368,26 @@ def _build(root: Path, seed: int, n_train: int, n_val: int, imgsz: int, style: S
 
 
 def generate(
-    root: Path, *, seed: int = 0, n_train: int = 800, n_val: int = 200, imgsz: int = 160, style: Style = HARD
+    root: Path,
+    *,
+    seed: int = 0,
+    n_train: int = 800,
+    n_val: int = 200,
+    imgsz: int = 160,
+    style: Style = HARD,
+    task: str = "detect",
 ) -> Path:
     """Write the dataset under `root` and return its data.yaml.
 
-    Layout: images/{train,val}/*.jpg, labels/{train,val}/*.txt ('cls cx cy w h', normalised) and data.yaml (absolute
-    `path`). Built in a temporary sibling directory and renamed into place, so `root` never holds a half-written
-    dataset; an existing `root` is replaced.
+    Layout: images/{train,val}/*.jpg, labels/{train,val}/*.txt and data.yaml (absolute `path`). One line per object,
+    coordinates normalised, as Ultralytics reads `task`'s labels: detect 'cls cx cy w h'; segment 'cls x1 y1 ... xP yP'
+    (the outer outline); obb 'cls x1 y1 ... x4 y4' (the outline's minimum-area rotated rectangle); pose 'cls cx cy w h'
+    then x y v for each of the 4 extreme points (data.yaml has `kpt_shape` [4, 3] and `flip_idx` [0, 3, 2, 1]). Built
+    in a temporary sibling directory and renamed into place, so `root` never holds a half-written dataset; an
+    existing `root` is replaced.
     """
     root = Path(root).resolve()
-    tmp = _build(root, seed, n_train, n_val, imgsz, style)
+    tmp = _build(root, seed, n_train, n_val, imgsz, style, task)
     try:
         if root.exists():
             # A directory cannot be renamed over a non-empty one, so move the old one aside first.

@@ -1,4 +1,5 @@
-"""Loading and freezing the offline teacher: any Ultralytics detection checkpoint (YOLOv5u, v8, 11, 26, ...)."""
+"""Loading and freezing the offline teacher: any Ultralytics detection checkpoint (YOLOv5u, v8, 11, 26, ...), or one
+of the tasks whose head extends Detect (segment, pose, obb)."""
 
 from __future__ import annotations
 
@@ -16,28 +17,41 @@ from .utils import DistillError
 # What torch/Ultralytics raise for a file that is not a loadable checkpoint (damaged, renamed, foreign pickle, suffix).
 _UNREADABLE = (OSError, RuntimeError, EOFError, TypeError, KeyError, ValueError, AttributeError, AssertionError)
 _UNREADABLE += (ModuleNotFoundError, pickle.UnpicklingError, zipfile.BadZipFile)
+# the tasks yolodistill distils: their heads extend Detect, so the head losses find boxes and scores in every one
+TASKS = ("detect", "segment", "pose", "obb")
 
 
 def load_teacher(path: str | Path) -> nn.Module:
-    """Load a detection checkpoint as a frozen, fused, eval-mode fp32 model on the CPU.
+    """Load a detect, segment, pose or obb checkpoint as a frozen, fused, eval-mode fp32 model on the CPU.
 
     Raises DistillError (one line) for a missing/unreadable file, a file that is not an Ultralytics checkpoint, or a
     model of another task.
     """
+    model = _load(path)
+    task = model_task(model)
+    if task not in TASKS:
+        raise DistillError(
+            f"teacher '{path}' is a {task} model: yolodistill distils {', '.join(TASKS)} models (heads with boxes)"
+        )
+    return freeze(model.fuse(verbose=False) if hasattr(model, "fuse") else model)
+
+
+def teacher_task(path: str | Path) -> str:
+    """The task of the teacher checkpoint at `path` (what picks the trainer), with load_teacher's one-line errors."""
+    return model_task(_load(path))
+
+
+def _load(path: str | Path) -> nn.Module:
     if not path:
         raise DistillError("no teacher given: pass teacher=path/to/teacher.pt (an Ultralytics detection checkpoint)")
     p = fetch_release(path, "teacher")
     try:
-        model, _ = load_checkpoint(p, device=torch.device("cpu"))
+        return load_checkpoint(p, device=torch.device("cpu"))[0]
     except _UNREADABLE as e:
         raise DistillError(
             f"teacher '{path}' is not a readable Ultralytics checkpoint ({type(e).__name__}): pass a .pt saved by "
             "Ultralytics training, e.g. runs/detect/train/weights/best.pt"
         ) from e
-    task = model_task(model)
-    if task != "detect":
-        raise DistillError(f"teacher '{path}' is a {task} model: yolodistill needs a detection teacher")
-    return freeze(model.fuse(verbose=False) if hasattr(model, "fuse") else model)
 
 
 def fetch_release(path: str | Path, who: str) -> Path:

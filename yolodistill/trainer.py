@@ -1,4 +1,5 @@
-"""DistillationTrainer: Ultralytics' DetectionTrainer plus an offline teacher, through a handful of small overrides.
+"""DistillationTrainer: Ultralytics' DetectionTrainer plus an offline teacher, through a handful of small overrides;
+the same overrides on Ultralytics' SegmentationTrainer, PoseTrainer and OBBTrainer for students of those tasks.
 
 Ultralytics runs the loop (data, loss, optimizer, EMA, validation, checkpoints, callbacks, logging). We only:
   - check the input and load the teacher before the run directory exists      (check_resume)
@@ -29,7 +30,11 @@ import ultralytics.data.build
 from torch import nn
 from ultralytics.cfg import cfg2dict
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.models.yolo.obb import OBBTrainer
+from ultralytics.models.yolo.pose import PoseTrainer
+from ultralytics.models.yolo.segment import SegmentationTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, YAML, colorstr
+from ultralytics.utils.files import get_latest_run
 from ultralytics.utils.patches import override_configs, torch_load
 from ultralytics.utils.torch_utils import unwrap_model
 
@@ -38,6 +43,7 @@ from .checks import DISTILL_ARGS, check_args, check_device, check_unlabeled_unch
 from .data import resolve_data
 from .distiller import Distiller
 from .seams import swapped
+from .teacher import teacher_task
 from .unlabeled import MixedLoader, UnlabeledDataset, unlabeled_batch
 from .utils import DistillError, replace_atomic, write_atomic
 
@@ -62,7 +68,8 @@ class _StepWithTeacher(nn.Module):
 
     def __init__(self, student: nn.Module, teachers: list[nn.Module], scale: float):
         super().__init__()
-        self.student, self.teachers, self.scale = student, teachers, scale
+        # a ModuleList, as the one teacher was a submodule: the profiled step's parameters include the teachers'
+        self.student, self.teachers, self.scale = student, nn.ModuleList(teachers), scale
         self.yaml, self.stride = student.yaml, student.stride  # what Ultralytics reads of the model meanwhile
 
     def forward(self, x: torch.Tensor) -> dict[str, Any]:
@@ -99,19 +106,19 @@ def _drop_rows_after(path: Path, epoch: int) -> list[int]:
     return dropped
 
 
-def _apply_schedule(trainer: DistillationTrainer) -> None:
+def _apply_schedule(trainer: DistillationMixin) -> None:
     """The recipe's weight schedule for the epoch about to start."""
     trainer.distiller.factor = trainer.plan.recipe.factor(trainer.epoch, trainer.epochs, trainer.args.close_mosaic)
 
 
-def _set_unlabeled_epoch(trainer: DistillationTrainer) -> None:
+def _set_unlabeled_epoch(trainer: DistillationMixin) -> None:
     """Under DDP, the unlabelled loader's sampler shuffles by epoch too (Ultralytics sets the labelled one's)."""
     loader = trainer.train_loader
     if isinstance(loader, MixedLoader) and hasattr(loader.unlabelled.sampler, "set_epoch"):
         loader.unlabelled.sampler.set_epoch(trainer.epoch)
 
 
-def _report_dropped_steps(trainer: DistillationTrainer) -> None:
+def _report_dropped_steps(trainer: DistillationMixin) -> None:
     """Once an epoch (one host sync): how many steps had their distillation dropped for a non-finite teacher output."""
     dropped = int(trainer.distiller.dropped_steps)
     if dropped:
@@ -122,20 +129,33 @@ def _report_dropped_steps(trainer: DistillationTrainer) -> None:
         trainer.distiller.dropped_steps.zero_()
 
 
-class DistillationTrainer(DetectionTrainer):
-    """Train a YOLO detection student with distillation from a frozen teacher checkpoint.
+class DistillationMixin:
+    """yolodistill's behaviour on top of an Ultralytics task trainer: `class X(DistillationMixin, TaskTrainer)`.
+
+    One mixin applied to Ultralytics' four task trainers (each trainer class below is a one-line pairing) rather than
+    a subclass per task with its own overrides: every override here (preflight, teacher-size data, unlabelled images,
+    adapters in the optimizer, the wrapped criterion, atomic checkpoints, resume, DDP arguments, tracking) is the same
+    for every task, because Ultralytics' SegmentationTrainer, PoseTrainer and OBBTrainer differ from its
+    DetectionTrainer only in their model, validator, dataset task and plots, none of which yolodistill touches.
+    Placed before the task trainer in the bases, the mixin's methods run first and reach the task trainer's through
+    super(), so each task keeps its own model, loss, validator and plots, and a plain student of that task is what
+    gets saved. `TASK` is the task the trainer trains (Ultralytics' `args.task`); the teacher's must be the same
+    (checks.preflight).
 
     Takes every Ultralytics train argument plus `teacher`, `recipe`, `teacher_imgsz` and the keys of
     `yolodistill.recipes.Recipe` (`yolodistill help` lists them).
-
-    Example:
-        >>> trainer = DistillationTrainer(overrides=dict(teacher="yolov8l.pt", model="yolov8n.yaml", data="my.yaml"))
-        >>> trainer.train()
     """
+
+    TASK = "detect"
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks: dict | None = None):
         overrides = merge_cfg(overrides or {})
         check_args(overrides, cfg2dict(cfg))
+        if overrides.get("task", self.TASK) != self.TASK:  # the task trainers would overwrite it silently
+            raise DistillError(
+                f"task={overrides['task']} was given, but {type(self).__name__} trains {self.TASK} models (the "
+                "teacher's task): drop task="
+            )
         # Our args stay out of Ultralytics' namespace: validators, exporters and checkpoint loaders re-check it
         # against their own keys. They are kept in the checkpoint's extra key instead.
         self.distill_args = {**DISTILL_ARGS, **{k: overrides.pop(k) for k in list(overrides) if k in DISTILL_ARGS}}
@@ -167,6 +187,11 @@ class DistillationTrainer(DetectionTrainer):
                 ) from e
             raise DistillError(f"resume checkpoint '{resume}' not found: pass resume=path/to/last.pt") from e
         check_device(self.args.device)  # after the resume overrides, which may change the device
+        if self.args.task != self.TASK:  # a checkpoint's own args name its task
+            raise DistillError(
+                f"'{self.args.model}' is from a {self.args.task} run, but {type(self).__name__} trains {self.TASK} "
+                "models: resume it with yolodistill train resume=..., which picks the trainer of its task"
+            )
         state = None
         if self.resume:
             ckpt = torch_load(self.args.model, map_location="cpu")
@@ -428,8 +453,65 @@ class DistillationTrainer(DetectionTrainer):
             self.distiller.attach(unwrap_model(self.model))
 
 
-def run(args: dict[str, Any]) -> DistillationTrainer:
-    """Train one DistillationTrainer run with `args` (its overrides) and return the trainer."""
-    trainer = DistillationTrainer(overrides=args)
+class DistillationTrainer(DistillationMixin, DetectionTrainer):
+    """Train a YOLO detection student with distillation from a frozen detection teacher checkpoint.
+
+    Example:
+        >>> trainer = DistillationTrainer(overrides=dict(teacher="yolov8l.pt", model="yolov8n.yaml", data="my.yaml"))
+        >>> trainer.train()
+    """
+
+    TASK = "detect"
+
+
+class SegmentDistillationTrainer(DistillationMixin, SegmentationTrainer):
+    """Train a YOLO segmentation student (`yolov8n-seg.yaml`) with distillation from a frozen segmentation teacher."""
+
+    TASK = "segment"
+
+
+class PoseDistillationTrainer(DistillationMixin, PoseTrainer):
+    """Train a YOLO pose student (`yolov8n-pose.yaml`) with distillation from a frozen pose teacher."""
+
+    TASK = "pose"
+
+
+class OBBDistillationTrainer(DistillationMixin, OBBTrainer):
+    """Train a YOLO oriented-box student (`yolov8n-obb.yaml`) with distillation from a frozen OBB teacher."""
+
+    TASK = "obb"
+
+
+TRAINERS: dict[str, type[DistillationMixin]] = {
+    t.TASK: t
+    for t in (DistillationTrainer, SegmentDistillationTrainer, PoseDistillationTrainer, OBBDistillationTrainer)
+}
+
+
+def trainer_class(overrides: dict[str, Any]) -> type[DistillationMixin]:
+    """The trainer of the run's task, which is the teacher's (an ensemble's first): read from `teacher`, or on resume
+    from the checkpoint being resumed (its `train_args`). Where neither can be read, DistillationTrainer, whose checks
+    then say why in one line. (The teacher is loaded once more by preflight: picking the class must come before the
+    trainer exists.)"""
+    overrides = merge_cfg(overrides)
+    check_args(overrides)  # a misspelled argument is named before the teacher is read, as the trainer does
+    resume = overrides.get("resume")
+    if resume:
+        last = resume if isinstance(resume, (str, Path)) and Path(resume).is_file() else get_latest_run()
+        try:
+            task = torch_load(last, map_location="cpu")["train_args"]["task"]
+        except Exception:  # not a checkpoint: check_resume says so in one line
+            return DistillationTrainer
+        return TRAINERS.get(task, DistillationTrainer)
+    teacher = overrides.get("teacher")
+    if not teacher:
+        return DistillationTrainer
+    first = teacher[0] if isinstance(teacher, (list, tuple)) else teacher  # an ensemble: preflight checks the others
+    return TRAINERS.get(teacher_task(first), DistillationTrainer)
+
+
+def run(args: dict[str, Any]) -> DistillationMixin:
+    """Train one run with `args` (its overrides), with the trainer of the teacher's task, and return the trainer."""
+    trainer = trainer_class(args)(overrides=args)
     trainer.train()
     return trainer
