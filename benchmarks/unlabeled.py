@@ -9,12 +9,13 @@ epochs, so the same steps per epoch on the 10 %):
 - the student on the 10 % alone, and the student on all labels (the ceiling);
 - for each teacher, distilled on the 10 % (the default recipe), and distilled on the 10 % plus the unlabelled 90 %.
 
-The teachers: a YOLOv8s pretrained on `synthetic` (6 epochs) and fine-tuned on the same 10 % (40 epochs: a bigger
-model on the same labels), and the suite's YOLOv8s trained on all labels. Each distilled row is read by its paired
-gain over the student on the 10 % and by the share of the gap from "10 % labels" to "all labels" it recovers,
-R = (mAP − mAP_10%) / (mAP_all − mAP_10%); each `+ unlabeled` row also by its paired gain over the distilled row on the
-10 % alone with the same teacher. Validation only after the last epoch (`val=False`: best.pt is the last), two
-trainings side by side, one torch thread each; finished runs are kept (`common.train`), so a cut-off run continues.
+The teachers: a YOLOv8s pretrained on `synthetic` (30 epochs, as the student) and fine-tuned on the same 10 % (100
+epochs: a bigger model on the same labels), and the suite's YOLOv8s trained on all labels. Each distilled row is read
+by its paired gain over the student on the 10 % and by the share of the gap from "10 % labels" to "all labels" it
+recovers, R = (mAP − mAP_10%) / (mAP_all − mAP_10%); each `+ unlabeled` row also by its paired gain over the
+distilled row on the 10 % alone with the same teacher. Validation only after the last epoch (`val=False`: best.pt is
+the last), two trainings side by side, one torch thread each; finished runs are kept (`common.train`), so a cut-off
+run continues.
 
     python benchmarks/unlabeled.py --quick   # 1 seed, 3 epochs: a smoke test
     python benchmarks/unlabeled.py           # 3 seeds
@@ -43,9 +44,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--labelled", type=float, default=0.1, help="share of the train images whose labels are kept")
     p.add_argument("--pretrain-data", default="synthetic", help="where students and the 10 %% teacher start from")
     p.add_argument("--pretrain-epochs", type=int, default=30, help="the student's (the suite's pretrained student)")
-    p.add_argument("--teacher-pretrain-epochs", type=int, default=6)
+    p.add_argument(
+        "--teacher-pretrain-epochs",
+        type=int,
+        default=30,
+        help="as the student's (a teacher below the student teaches nothing)",
+    )
     p.add_argument("--teacher", default="yolov8s.yaml")
-    p.add_argument("--teacher-epochs", type=int, default=40, help="the 10 %% teacher's fine-tuning")
+    p.add_argument("--teacher-epochs", type=int, default=100, help="the 10 %% teacher's fine-tuning")
     p.add_argument("--full-teacher-epochs", type=int, default=50, help="the all-labels teacher (the suite's)")
     p.add_argument("--student", default="yolov8n.yaml")
     p.add_argument("--epochs", type=int, default=30)
