@@ -10,7 +10,8 @@ epochs, so the same steps per epoch on the 10 %):
 - for each teacher, distilled on the 10 % (the default recipe), and distilled on the 10 % plus the unlabelled 90 %.
 
 The teachers: a YOLOv8s pretrained on `synthetic` (30 epochs, as the student) and fine-tuned on the same 10 % (100
-epochs: a bigger model on the same labels), and the suite's YOLOv8s trained on all labels. Each distilled row is read
+epochs: a bigger model on the same labels), and the same pretrained YOLOv8s fine-tuned on all labels (30 epochs, as
+the students: the suite's from-scratch teacher is below a pretrained student on all labels). Each distilled row is read
 by its paired gain over the student on the 10 % and by the share of the gap from "10 % labels" to "all labels" it
 recovers, R = (mAP − mAP_10%) / (mAP_all − mAP_10%); each `+ unlabeled` row also by its paired gain over the
 distilled row on the 10 % alone with the same teacher. Validation only after the last epoch (`val=False`: best.pt is
@@ -52,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--teacher", default="yolov8s.yaml")
     p.add_argument("--teacher-epochs", type=int, default=100, help="the 10 %% teacher's fine-tuning")
-    p.add_argument("--full-teacher-epochs", type=int, default=50, help="the all-labels teacher (the suite's)")
+    p.add_argument("--full-teacher-epochs", type=int, default=30, help="the all-labels teacher's fine-tuning")
     p.add_argument("--student", default="yolov8n.yaml")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--ratio", type=float, default=None, help="unlabeled_ratio (default: yolodistill's default)")
@@ -106,7 +107,7 @@ def main() -> None:
     share = f"{100 * args.labelled:g} % labels"
     teachers = {
         share: teacher_checkpoint(str(base), str(few), args.teacher_epochs, seed=0, **shared),
-        "all labels": trained(args.teacher, data, args.full_teacher_epochs, args.imgsz, args.batch, args.device),
+        "all labels": teacher_checkpoint(str(base), data, args.full_teacher_epochs, seed=0, **shared),
     }
     teacher_info = {k: {"checkpoint": str(t), **common.validate(t, data, shared)} for k, t in teachers.items()}
 
