@@ -10,8 +10,8 @@ epochs, so the same steps per epoch on the 10 %):
 - for each teacher, distilled on the 10 % (the default recipe), and distilled on the 10 % plus the unlabelled 90 %.
 
 The teachers: a YOLOv8s pretrained on `synthetic` (30 epochs, as the student) and fine-tuned on the same 10 % (100
-epochs: a bigger model on the same labels), and the same pretrained YOLOv8s fine-tuned on all labels (30 epochs, as
-the students: the suite's from-scratch teacher is below a pretrained student on all labels). Each distilled row is read
+epochs: a bigger model on the same labels), and the suite's YOLOv8s trained from scratch on all labels (50 epochs:
+above the student on the 10 %, below the pretrained student on all labels). Each distilled row is read
 by its paired gain over the student on the 10 % and by the share of the gap from "10 % labels" to "all labels" it
 recovers, R = (mAP − mAP_10%) / (mAP_all − mAP_10%); each `+ unlabeled` row also by its paired gain over the
 distilled row on the 10 % alone with the same teacher. Validation only after the last epoch (`val=False`: best.pt is
@@ -20,6 +20,7 @@ run continues.
 
     python benchmarks/unlabeled.py --quick   # 1 seed, 3 epochs: a smoke test
     python benchmarks/unlabeled.py           # 3 seeds
+    python benchmarks/unlabeled.py --cases all --workers 1   # only the all-labels teacher's rows (and the students')
 
 Writes benchmarks/results/unlabeled.json (unlabeled_quick.json with --quick); `python benchmarks/report.py` puts its
 table in README.
@@ -53,7 +54,9 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--teacher", default="yolov8s.yaml")
     p.add_argument("--teacher-epochs", type=int, default=100, help="the 10 %% teacher's fine-tuning")
-    p.add_argument("--full-teacher-epochs", type=int, default=30, help="the all-labels teacher's fine-tuning")
+    p.add_argument("--full-teacher-epochs", type=int, default=50, help="the all-labels teacher (the suite's)")
+    p.add_argument("--cases", nargs="+", choices=("few", "all"), default=["few", "all"],
+                   help="teachers to run: trained on the labelled share, on all labels")  # fmt: skip
     p.add_argument("--student", default="yolov8n.yaml")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--ratio", type=float, default=None, help="unlabeled_ratio (default: yolodistill's default)")
@@ -68,12 +71,17 @@ def parse_args() -> argparse.Namespace:
 
 def split(data: str, share: float, where: Path) -> tuple[Path, Path, int, int]:
     """A data yaml over a copy of the first `share` of `data`'s training images with their labels (validation as it
-    is), and a .txt list of the other training images; with both counts."""
+    is), and a .txt list of the other training images; with both counts. Made once: an existing split of the same images
+    is left as it is (a second benchmark process may be training on it)."""
     from ultralytics.data.utils import check_det_dataset, img2label_paths
 
     info = check_det_dataset(data)
     images = sorted(p for p in Path(info["train"]).rglob("*") if p.suffix.lower() in {".jpg", ".png"})
     n = round(share * len(images))
+    pool = "".join(f"{p}\n" for p in images[n:])
+    done = where / "data.yaml"
+    if done.is_file() and (where / "unlabeled.txt").read_text() == pool:
+        return done, where / "unlabeled.txt", n, len(images) - n
     for sub in ("images", "labels"):
         shutil.rmtree(where / sub, ignore_errors=True)
         (where / sub / "train").mkdir(parents=True)
@@ -81,10 +89,10 @@ def split(data: str, share: float, where: Path) -> tuple[Path, Path, int, int]:
         shutil.copy(image, where / "images" / "train")
         if Path(label).is_file():
             shutil.copy(label, where / "labels" / "train")
-    (where / "unlabeled.txt").write_text("".join(f"{p}\n" for p in images[n:]))
+    (where / "unlabeled.txt").write_text(pool)
     labelled = {"path": str(where), "train": "images/train", "val": str(info["val"]), "names": info["names"]}
-    (where / "data.yaml").write_text(yaml.safe_dump(labelled, sort_keys=False))
-    return where / "data.yaml", where / "unlabeled.txt", n, len(images) - n
+    done.write_text(yaml.safe_dump(labelled, sort_keys=False))  # last: a cut-off split is made again
+    return done, where / "unlabeled.txt", n, len(images) - n
 
 
 def main() -> None:
@@ -103,12 +111,14 @@ def main() -> None:
     shared = dict(imgsz=args.imgsz, batch=args.batch, device=args.device, workers=0)
     source = resolve_data(args.pretrain_data)
     student = str(trained(args.student, source, args.pretrain_epochs, args.imgsz, args.batch, args.device))
-    base = trained(args.teacher, source, args.teacher_pretrain_epochs, args.imgsz, args.batch, args.device)
     share = f"{100 * args.labelled:g} % labels"
-    teachers = {
-        share: teacher_checkpoint(str(base), str(few), args.teacher_epochs, seed=0, **shared),
-        "all labels": teacher_checkpoint(str(base), data, args.full_teacher_epochs, seed=0, **shared),
-    }
+    teachers = {}
+    if "few" in args.cases:
+        base = trained(args.teacher, source, args.teacher_pretrain_epochs, args.imgsz, args.batch, args.device)
+        teachers[share] = teacher_checkpoint(str(base), str(few), args.teacher_epochs, seed=0, **shared)
+    if "all" in args.cases:
+        teachers["all labels"] = trained(args.teacher, data, args.full_teacher_epochs, args.imgsz, args.batch,
+                                         args.device)  # fmt: skip
     teacher_info = {k: {"checkpoint": str(t), **common.validate(t, data, shared)} for k, t in teachers.items()}
 
     # (row name, method, its train args); each row's runs pair with the student on the 10 % of the same seed
