@@ -348,13 +348,8 @@ def _sizes(args: SimpleNamespace, teacher_imgsz: int | None, stride: int) -> int
 def _check_head_losses(
     recipe: Recipe, teacher: nn.Module, student: nn.Module, lowres: bool, t_nc: int | None = None
 ) -> None:
-    """A recipe with nothing to distil, or a loss whose inputs the two models cannot give comparably (each row's own
-    check in `registry.TABLE`), is refused. `t_nc`: the teacher's classes that are distilled (the data's, selected by
-    name; None: all of its own)."""
-    if not recipe.weights():
-        raise DistillError(
-            "the recipe has no loss weight > 0: set one (e.g. cls_kd=0.5), or use 'yolo train' for a plain student"
-        )
+    """A loss whose inputs the two models cannot give comparably (each row's own check in `registry.TABLE`) is
+    refused. `t_nc`: the teacher's classes that are distilled (the data's, selected by name; None: all of its own)."""
     t_head, s_head = teacher.model[-1], student.model[-1]
     heads = Heads(t_head, s_head, t_head.nc if t_nc is None else t_nc, lowres)
     for name in recipe.weights():
@@ -391,6 +386,10 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     lowres = teacher_imgsz != args.imgsz
     recipe_name = distill["recipe"] or (LOWRES_RECIPE if lowres else DEFAULT_RECIPE)
     recipe = load_recipe(recipe_name, {k: distill[k] for k in RECIPE_KEYS})
+    if not recipe.weights():
+        raise DistillError(
+            "the recipe has no loss weight > 0: set one (e.g. cls_kd=0.5), or use 'yolo train' for a plain student"
+        )
     t_layers = _layers(teacher, recipe.teacher_layers, "teacher")
     s_layers = _layers(student, recipe.student_layers, "student")
     if len(t_layers) != len(s_layers):

@@ -58,6 +58,13 @@ def _listed(spec: str, base: Path | None) -> list[str]:
     raise DistillError(f"unlabeled '{spec}' not found: {HOW}")
 
 
+def _shape(path: str) -> tuple[int, int]:
+    """(height, width) of the image at `path`, EXIF rotation applied, as YOLODataset's labels hold it."""
+    with Image.open(path) as im:
+        w, h = exif_size(im)
+    return h, w
+
+
 def _problem(path: str) -> str | None:
     """Why Ultralytics could not train on the image at `path` (as its own check_image judges), None when it can."""
     try:
@@ -114,16 +121,13 @@ class UnlabeledDataset(YOLODataset):
     def get_labels(self) -> list[dict[str, Any]]:
         """An empty label per image, in the layout of YOLODataset's labels (keypoints shaped for pose data)."""
         kpt = self.data.get("kpt_shape") if self.use_keypoints else None
-        labels = []
-        for f in self.im_files:
-            with Image.open(f) as im:
-                w, h = exif_size(im)
-            labels.append({
-                "im_file": f, "shape": (h, w), "cls": np.zeros((0, 1), np.float32),
-                "bboxes": np.zeros((0, 4), np.float32), "segments": [], "normalized": True, "bbox_format": "xywh",
-                "keypoints": np.zeros((0, *kpt), np.float32) if kpt else None,
-            })  # fmt: skip
-        return labels
+        with ThreadPool(NUM_THREADS) as pool:  # headers only, as find_images read them: I/O-bound, so threads
+            shapes = pool.map(_shape, self.im_files)
+        return [{
+            "im_file": f, "shape": shape, "cls": np.zeros((0, 1), np.float32),
+            "bboxes": np.zeros((0, 4), np.float32), "segments": [], "normalized": True, "bbox_format": "xywh",
+            "keypoints": np.zeros((0, *kpt), np.float32) if kpt else None,
+        } for f, shape in zip(self.im_files, shapes)]  # fmt: skip
 
 
 def merge(labelled: dict[str, Any], unlabelled: dict[str, Any]) -> dict[str, Any]:
