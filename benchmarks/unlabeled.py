@@ -60,6 +60,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--student", default="yolov8n.yaml")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--ratio", type=float, default=None, help="unlabeled_ratio (default: yolodistill's default)")
+    p.add_argument("--ratios", type=float, nargs="*", default=[0.5, 2.0],
+                   help="other unlabeled_ratio values, each a row with the labelled share's teacher")  # fmt: skip
     p.add_argument("--imgsz", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
@@ -121,30 +123,40 @@ def main() -> None:
                                          args.device)  # fmt: skip
     teacher_info = {k: {"checkpoint": str(t), **common.validate(t, data, shared)} for k, t in teachers.items()}
 
-    # (row name, method, its train args); each row's runs pair with the student on the 10 % of the same seed
-    methods: list[tuple[str, str, dict[str, Any]]] = [
-        (f"student, {share}", "student", {"data": str(few)}),
-        ("student, all labels", "student", {"data": data}),
+    # (row name, method, its train args, the row it is also paired with): every row pairs with the student on the
+    # labelled share of the same seed; a `+ unlabeled` row also with distilling on the labelled share alone
+    methods: list[tuple[str, str, dict[str, Any], str | None]] = [
+        (f"student, {share}", "student", {"data": str(few)}, None),
+        ("student, all labels", "student", {"data": data}, None),
     ]
+    sweep = []  # other ratios, with the labelled share's teacher (the goal's case): run after every default row
     for name, t in teachers.items():
-        methods.append((f"distilled, {name} teacher", "yolodistill", {"data": str(few), "teacher": t}))
-        extra = {"unlabeled": str(pool), "unlabeled_ratio": ratio}
-        methods.append((f"distilled + unlabeled, {name} teacher", "yolodistill", {"data": str(few), "teacher": t,
-                                                                                 **extra}))  # fmt: skip
+        alone = f"distilled, {name} teacher"
+        methods.append((alone, "yolodistill", {"data": str(few), "teacher": t}, None))
+        for r in [ratio] + ([x for x in args.ratios if x != ratio] if name == share else []):
+            extra = {"data": str(few), "teacher": t, "unlabeled": str(pool), "unlabeled_ratio": r}
+            with_pool = f"distilled + unlabeled{'' if r == ratio else f' ×{r:g}'}, {name} teacher"
+            (methods if r == ratio else sweep).append((with_pool, "yolodistill", extra, alone))
     run = dict(epochs=args.epochs, val=False, **shared)
-    labels = [f"{out}-" + re.sub(r"[^\w.-]+", "_", m[0]) for m in methods]
-    jobs = [dict(method=m, model=student, name=f"{label}-s{s}", seed=s, **run, **extra)
-            for s in seeds for label, (_, m, extra) in zip(labels, methods)]  # fmt: skip
-    results = dict(zip((j["name"] for j in jobs), train_all(jobs, args.workers)))
-    rows = []
-    for label, (name, _, _) in zip(labels, methods):
-        rows.append(row(name, False, [{"seed": s, **results[f"{label}-s{s}"]} for s in seeds]))
-    low, high = rows[0], rows[1]
-    for r in rows[1:]:
+
+    def label(name: str, seed: int) -> str:
+        safe = re.sub(r"[^\w.-]+", "_", name)
+        return f"{out}-{safe}-s{seed}"
+
+    todo = [dict(method=m, model=student, name=label(name, s), seed=s, **run, **extra)
+            for group in (methods, sweep) for s in seeds for name, m, extra, _ in group]  # fmt: skip
+    results = dict(zip((j["name"] for j in todo), train_all(todo, args.workers)))
+    rows = {name: row(name, False, [{"seed": s, **results[label(name, s)]} for s in seeds])
+            for name, _, _, _ in methods + sweep}  # fmt: skip
+    low, high = rows[f"student, {share}"], rows["student, all labels"]
+    for name, _, extra, alone in (methods + sweep)[1:]:
+        r = rows[name]
         r.update(paired(r["per_seed"], low["per_seed"]))
         r["gap_recovery"] = gap_recovery(r["map50_95_mean"], low["map50_95_mean"], high["map50_95_mean"])
-    for labelled_only, with_pool in zip(rows[2::2], rows[3::2]):
-        with_pool["over_labelled_only"] = paired(with_pool["per_seed"], labelled_only["per_seed"])
+        if alone is not None:
+            r["over_labelled_only"] = paired(r["per_seed"], rows[alone]["per_seed"])
+            r["unlabeled_ratio"] = extra["unlabeled_ratio"]
+    rows = list(rows.values())
     settings = {**{k: v for k, v in vars(args).items() if k not in ("quick", "out", "workers")}, "seeds": seeds,
                 "unlabeled_ratio": ratio, "labelled_images": n_labelled, "unlabeled_images": n_unlabelled,
                 "student": student}  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -224,7 +225,7 @@ def test_unlabeled_script_splits_the_labels_and_reads_each_row(tmp_path, data_ya
     toy = ["--data", str(data_yaml), "--pretrain-data", str(data_yaml), "--labelled", "0.5", "--teacher",
            "yolov8n.yaml", "--pretrain-epochs", "1", "--teacher-pretrain-epochs", "1", "--teacher-epochs", "1",
            "--full-teacher-epochs", "1", "--epochs", "1", "--imgsz", str(IMGSZ), "--batch", "4", "--seeds", "0", "1",
-           "--out", "unlabeled_toy"]  # fmt: skip
+           "--ratios", "2", "--out", "unlabeled_toy"]  # fmt: skip
     result, _ = run_script("unlabeled.py", tmp_path, *toy)
     assert result["settings"]["labelled_images"] == 8 and result["settings"]["unlabeled_images"] == 8
     pool = (tmp_path / "cache" / "unlabeled_toy-split" / "unlabeled.txt").read_text().split()
@@ -232,14 +233,16 @@ def test_unlabeled_script_splits_the_labels_and_reads_each_row(tmp_path, data_ya
     assert len(pool) == 8 and not {Path(p).name for p in pool} & set(kept)  # the two parts do not overlap
     rows = {r["method"]: r for r in result["rows"]}
     low, high = rows["student, 50 % labels"], rows["student, all labels"]
-    assert list(rows)[2:] == [f"distilled{u}, {t} teacher" for t in ("50 % labels", "all labels")
-                              for u in ("", " + unlabeled")]  # fmt: skip
+    assert list(rows)[2:] == [*(f"distilled{u}, {t} teacher" for t in ("50 % labels", "all labels")
+                                for u in ("", " + unlabeled")),
+                              "distilled + unlabeled ×2, 50 % labels teacher"]  # the other ratio, last  # fmt: skip
     for name, r in list(rows.items())[1:]:
         assert r["gap_recovery"] == common.gap_recovery(r["map50_95_mean"], low["map50_95_mean"], high["map50_95_mean"])
         assert r["paired_gain"] == common.paired(r["per_seed"], low["per_seed"])["paired_gain"]
         if "+ unlabeled" in name:
-            alone = rows[name.replace(" + unlabeled", "")]
+            alone = rows[re.sub(r" \+ unlabeled( ×2)?", "", name)]
             assert r["over_labelled_only"] == common.paired(r["per_seed"], alone["per_seed"])
+            assert r["unlabeled_ratio"] == (2.0 if "×2" in name else 1.0)
     runs = tmp_path / "runs"
     state = yaml.safe_load(
         (runs / "unlabeled_toy-distilled_unlabeled_50_labels_teacher-s0" / "distill.yaml").read_text()
@@ -250,6 +253,7 @@ def test_unlabeled_script_splits_the_labels_and_reads_each_row(tmp_path, data_ya
     assert (
         "| distilled + unlabeled, 50 % labels teacher | " in table and "Goal (the labelled share's teacher): " in table
     )
+    assert "unlabeled_ratio with the labelled share's teacher: 1 (default) " in table and " 2 " in table
 
 
 @pytest.mark.slow
