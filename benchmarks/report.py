@@ -136,8 +136,8 @@ def unlabeled_table(result: dict[str, Any]) -> str:
         "Goal (the labelled share's teacher): " + ("met" if not missed else "missed: " + "; ".join(missed)) + ".",
     ]
     teacher = target["method"].rpartition(", ")[2]
-    ratios = sorted(((r["unlabeled_ratio"], r) for r in result["rows"]
-                     if "over_labelled_only" in r and r["method"].endswith(teacher)), key=lambda p: p[0])  # fmt: skip
+    ratios = sorted(((r["unlabeled_ratio"], r) for r in result["rows"] if "over_labelled_only" in r
+                     and r["method"].endswith(teacher) and not r.get("pseudo")), key=lambda p: p[0])  # fmt: skip
     if len(ratios) > 1:  # the ratio sweep: each ratio's mAP50-95 and its gain over distilling on the labelled share
         cells = [f"{x:g}{' (default)' if r is target else ''} → {r['map50_95_mean']:.3f}, "
                  f"{_gain(r['over_labelled_only'])}" for x, r in ratios]  # fmt: skip

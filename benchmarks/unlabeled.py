@@ -7,7 +7,9 @@ suite's `pretrained` student), fine-tuned as users fine-tune `yolov8n.pt`. Per s
 epochs, so the same steps per epoch on the 10 %):
 
 - the student on the 10 % alone, and the student on all labels (the ceiling);
-- for each teacher, distilled on the 10 % (the default recipe), and distilled on the 10 % plus the unlabelled 90 %.
+- for each teacher, distilled on the 10 % (the default recipe), and distilled on the 10 % plus the unlabelled 90 %;
+- with the teacher of the 10 %, the unlabelled rows at other `unlabeled_ratio` values (`--ratios`) and with
+  pseudo-labels (`--pseudo` weights, `--pseudo-conf` thresholds: `pseudo=`, losses.PseudoLabelLoss).
 
 The teachers: a YOLOv8s pretrained on `synthetic` (30 epochs, as the student) and fine-tuned on the same 10 % (100
 epochs: a bigger model on the same labels), and the suite's YOLOv8s trained from scratch on all labels (50 epochs:
@@ -62,6 +64,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--ratio", type=float, default=None, help="unlabeled_ratio (default: yolodistill's default)")
     p.add_argument("--ratios", type=float, nargs="*", default=[0.5, 2.0],
                    help="other unlabeled_ratio values, each a row with the labelled share's teacher")  # fmt: skip
+    p.add_argument("--pseudo", type=float, nargs="*", default=[1.0],
+                   help="pseudo weights, each a row with pseudo-labels on the unlabelled images")  # fmt: skip
+    p.add_argument("--pseudo-conf", type=float, nargs="*", default=[],
+                   help="other pseudo_conf values, each a row with the first --pseudo weight")  # fmt: skip
     p.add_argument("--imgsz", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--device", default="cpu")
@@ -137,6 +143,13 @@ def main() -> None:
             extra = {"data": str(few), "teacher": t, "unlabeled": str(pool), "unlabeled_ratio": r}
             with_pool = f"distilled + unlabeled{'' if r == ratio else f' ×{r:g}'}, {name} teacher"
             (methods if r == ratio else sweep).append((with_pool, "yolodistill", extra, alone))
+        if name != share:
+            continue
+        pool_args = {"data": str(few), "teacher": t, "unlabeled": str(pool), "unlabeled_ratio": ratio}
+        for w, conf in [(w, None) for w in args.pseudo] + [(args.pseudo[0], c) for c in args.pseudo_conf]:
+            tag = f"pseudo-labels{'' if w == 1 else f' ×{w:g}'}{'' if conf is None else f' conf {conf:g}'}"
+            extra = {**pool_args, "pseudo": w, **({} if conf is None else {"pseudo_conf": conf})}
+            sweep.append((f"distilled + unlabeled + {tag}, {name} teacher", "yolodistill", extra, alone))
     run = dict(epochs=args.epochs, val=False, **shared)
 
     def label(name: str, seed: int) -> str:
@@ -156,6 +169,7 @@ def main() -> None:
         if alone is not None:
             r["over_labelled_only"] = paired(r["per_seed"], rows[alone]["per_seed"])
             r["unlabeled_ratio"] = extra["unlabeled_ratio"]
+            r["pseudo"] = extra.get("pseudo", 0.0)
     rows = list(rows.values())
     settings = {**{k: v for k, v in vars(args).items() if k not in ("quick", "out", "workers")}, "seeds": seeds,
                 "unlabeled_ratio": ratio, "labelled_images": n_labelled, "unlabeled_images": n_unlabelled,

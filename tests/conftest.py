@@ -38,6 +38,22 @@ def make_teacher(path: Path, cfg: str = "yolov8s.yaml", names=CLASS_NAMES, seed:
     return save_checkpoint(model, path, task=task)
 
 
+def calibrated(model: torch.nn.Module, imgsz: int = IMGSZ) -> torch.nn.Module:
+    """`model` with BatchNorm statistics of one random batch. At random initialisation a deep model's maps are
+    constant to about 1e-7 on any image (BatchNorm's initial statistics are no image's), so that its outputs, and any
+    loss between two such models, do not depend on the input: tests that need a teacher whose outputs vary use this."""
+    model.train()
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 1.0
+    with torch.no_grad():
+        model(torch.rand(4, 3, imgsz, imgsz))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    return model.eval()
+
+
 def distil_step(distiller, student, x: torch.Tensor, backward: bool = True):
     """One distillation forward (and backward) of `student` on `x` through `distiller`, attached only meanwhile."""
     distiller.attach(student)

@@ -235,19 +235,24 @@ def test_unlabeled_script_splits_the_labels_and_reads_each_row(tmp_path, data_ya
     low, high = rows["student, 50 % labels"], rows["student, all labels"]
     assert list(rows)[2:] == [*(f"distilled{u}, {t} teacher" for t in ("50 % labels", "all labels")
                                 for u in ("", " + unlabeled")),
-                              "distilled + unlabeled ×2, 50 % labels teacher"]  # the other ratio, last  # fmt: skip
+                              "distilled + unlabeled ×2, 50 % labels teacher",  # the other ratio, then pseudo
+                              "distilled + unlabeled + pseudo-labels, 50 % labels teacher"]  # fmt: skip
     for name, r in list(rows.items())[1:]:
         assert r["gap_recovery"] == common.gap_recovery(r["map50_95_mean"], low["map50_95_mean"], high["map50_95_mean"])
         assert r["paired_gain"] == common.paired(r["per_seed"], low["per_seed"])["paired_gain"]
         if "+ unlabeled" in name:
-            alone = rows[re.sub(r" \+ unlabeled( ×2)?", "", name)]
+            alone = rows[re.sub(r" \+ unlabeled( ×2| \+ pseudo-labels)?", "", name)]
             assert r["over_labelled_only"] == common.paired(r["per_seed"], alone["per_seed"])
             assert r["unlabeled_ratio"] == (2.0 if "×2" in name else 1.0)
+            assert r["pseudo"] == (1.0 if "pseudo" in name else 0.0)
     runs = tmp_path / "runs"
     state = yaml.safe_load(
         (runs / "unlabeled_toy-distilled_unlabeled_50_labels_teacher-s0" / "distill.yaml").read_text()
     )
     assert state["unlabeled"].endswith("unlabeled.txt") and state["unlabeled_ratio"] == 1.0
+    assert state["recipe"]["pseudo"] == 0
+    pseudo = runs / "unlabeled_toy-distilled_unlabeled_pseudo-labels_50_labels_teacher-s0" / "distill.yaml"
+    assert yaml.safe_load(pseudo.read_text())["recipe"]["pseudo"] == 1.0
     assert set(result["teachers"]) == {"50 % labels", "all labels"}
     table = report.unlabeled_table(result)
     assert (

@@ -3,6 +3,7 @@ from, mixed into the labelled batches, and kept as part of the run's state on re
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,14 +11,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from conftest import IMGSZ, make_teacher, train_args
+from conftest import IMGSZ, calibrated, make_teacher, train_args
 from ultralytics.data.augment import Mosaic
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import DEFAULT_CFG
+from ultralytics.utils.loss import v8DetectionLoss
 
 from yolodistill import DistillationTrainer, DistillError
 from yolodistill.checks import _unlabeled
 from yolodistill.distiller import Distiller
+from yolodistill.losses import PseudoLabelLoss
 from yolodistill.recipes import load_recipe
 from yolodistill.synthetic import generate
 from yolodistill.taps import detect_inputs
@@ -81,13 +84,19 @@ def _no_batchnorm_coupling(model):
     return model
 
 
-def test_unlabelled_images_get_no_detection_loss_but_are_distilled():
+def _random_pair(recipe) -> tuple[DetectionModel, Distiller]:
+    """A random-init student (no BatchNorm coupling between images) and a distiller of a random-init teacher whose
+    outputs vary with the image (`calibrated`)."""
     torch.manual_seed(0)
-    teacher = freeze(DetectionModel("yolov8s.yaml", nc=6, verbose=False))
+    teacher = freeze(calibrated(DetectionModel("yolov8s.yaml", nc=6, verbose=False)))
     student = _no_batchnorm_coupling(DetectionModel("yolov8n.yaml", nc=6, verbose=False))
     student.args = DEFAULT_CFG
     layers = detect_inputs(student)
-    distiller = Distiller(teacher, load_recipe("head_kd"), layers, layers, [128, 256, 512], [64, 128, 256])
+    return student, Distiller(teacher, recipe, layers, layers, [128, 256, 512], [64, 128, 256])
+
+
+def test_unlabelled_images_get_no_detection_loss_but_are_distilled():
+    student, distiller = _random_pair(load_recipe("head_kd"))
     x = torch.rand(4, 3, IMGSZ, IMGSZ, requires_grad=True)
     # two labelled images (one box each), then two unlabelled ones
     labels = {"batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.tensor([[1.0], [3.0]]),
@@ -132,7 +141,8 @@ def _mosaic_p(transforms) -> float | None:
 @pytest.mark.slow
 @pytest.mark.parametrize("lowres", [False, True], ids=["same-size", "lowres"])
 def test_training_mixes_unlabelled_images_into_every_batch(workdir, data_yaml, teacher_pt, pool, lowres, caplog):
-    sizes = {"imgsz": IMGSZ, "teacher_imgsz": 2 * IMGSZ} if lowres else {}
+    # the low-resolution run also pseudo-labels (a random teacher scores about 0.01: a threshold it passes)
+    sizes = {"imgsz": IMGSZ, "teacher_imgsz": 2 * IMGSZ, "pseudo": 1.0, "pseudo_conf": 0.005} if lowres else {}
     args = train_args(workdir / "runs", name=f"unlabeled-{lowres}", close_mosaic=1, epochs=2, **sizes)
     overrides = {"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), **args}
     trainer = DistillationTrainer(overrides={**overrides, "unlabeled": str(pool), "unlabeled_ratio": 0.25})
@@ -152,6 +162,9 @@ def test_training_mixes_unlabelled_images_into_every_batch(workdir, data_yaml, t
     assert f"unlabeled: found 10 images in {pool}" in log
     assert "each batch of 8 labelled images gets 2 unlabelled ones: an epoch uses 4 unlabelled images" in log
     state = torch.load(trainer.best, map_location="cpu", weights_only=False)[CKPT_KEY]
+    if lowres:
+        pseudo = [float(r["train/pseudo_loss"]) for r in csv.DictReader(trainer.csv.open(), skipinitialspace=True)]
+        assert len(pseudo) == 2 and min(pseudo) > 0 and state["recipe"]["pseudo"] == 1.0
     assert state["unlabeled"] == str(pool) and state["unlabeled_images"] == 10 and state["unlabeled_ratio"] == 0.25
 
 
@@ -177,3 +190,60 @@ def test_resume_keeps_the_unlabelled_images_and_refuses_changed_ones(workdir, da
     shutil.copy(next(images.glob("*.jpg")), images / "new.jpg")
     with pytest.raises(DistillError, match=r"changed since the run started \(10 then, 11 now\)"):
         DistillationTrainer(overrides={"resume": str(midway)})
+
+
+def _student_outputs(u: int, nc: int = 3):
+    torch.manual_seed(0)
+    student = DetectionModel("yolov8n.yaml", nc=nc, verbose=False).train()
+    student.args = DEFAULT_CFG
+    return student, student(torch.rand(u, 3, IMGSZ, IMGSZ))
+
+
+def test_pseudo_labels_are_the_teachers_confident_boxes_after_nms():
+    """Against labels written out by hand: per image, the boxes scoring >= conf, the lower of two overlapping boxes
+    of one class dropped, passed to the student's detection criterion as an unlabelled image's labels."""
+    student, preds = _student_outputs(2)
+    criterion = v8DetectionLoss(student)
+    a = preds["scores"].shape[-1]
+    scores = torch.full((2, 3, a), -10.0)
+    boxes = torch.tensor([0.1, 0.1, 0.3, 0.3]).repeat(2, a, 1)
+    scores[0, 2, 5], boxes[0, 5] = 3.0, torch.tensor([0.2, 0.2, 0.6, 0.5])  # σ 0.95: kept
+    scores[0, 2, 9], boxes[0, 9] = 2.0, torch.tensor([0.21, 0.2, 0.6, 0.52])  # σ 0.88, IoU > 0.7 with it: dropped
+    scores[0, 1, 9] = 1.5  # ...but its class is class 2's (the top one), so no class-1 box there
+    scores[1, 0, 7], boxes[1, 7] = 4.0, torch.tensor([0.5, 0.4, 0.9, 1.2])  # σ 0.98: kept, clipped to the image
+    scores[1, 0, 8], boxes[1, 8] = -1.0, torch.tensor([0.0, 0.0, 0.5, 0.5])  # σ 0.27 < conf: not a label
+    got = PseudoLabelLoss(conf=0.5)(preds, boxes, scores, criterion)
+    labels = {"batch_idx": torch.tensor([0.0, 1.0]), "cls": torch.tensor([[2.0], [0.0]]),
+              "bboxes": torch.tensor([[0.4, 0.35, 0.4, 0.3], [0.7, 0.7, 0.4, 0.6]])}  # fmt: skip
+    want, _ = criterion(preds, labels)
+    torch.testing.assert_close(got, want.sum() / 2)
+    # nothing confident: every anchor is background to the student (no labels at all)
+    empty = {"batch_idx": torch.zeros(0), "cls": torch.zeros(0, 1), "bboxes": torch.zeros(0, 4)}
+    nothing, _ = criterion(preds, empty)
+    torch.testing.assert_close(PseudoLabelLoss(conf=0.99)(preds, boxes, scores, criterion), nothing.sum() / 2)
+    no_images = PseudoLabelLoss()({k: v[:0] for k, v in preds.items() if k != "feats"}, boxes[:0], scores[:0], None)
+    assert no_images.item() == 0
+
+
+def test_pseudo_labels_teach_the_unlabelled_images_only():
+    # a random teacher scores about 0.01 everywhere: a low threshold makes it label something
+    student, distiller = _random_pair(load_recipe("head_kd", {"pseudo": 1.0, "pseudo_conf": 0.005, "cls_kd": 0.0}))
+    x = torch.rand(4, 3, IMGSZ, IMGSZ, requires_grad=True)
+    labels = {"batch_idx": torch.tensor([0.0]), "cls": torch.tensor([[1.0]]), "bboxes": torch.tensor([[0.5] * 4])}
+    distiller.attach(student)
+    try:
+        loss, items = student.criterion(student(x), {"img": x, "labelled": 2, **labels})
+    finally:
+        distiller.detach()
+    assert distiller.names == ["ld_loss", "pseudo_loss"] and items["pseudo_loss"] > 0
+    g = torch.autograd.grad(loss[-1], x)[0]
+    assert g[:2].abs().sum() == 0 and g[2:].abs().sum() > 0
+
+
+def test_pseudo_labels_need_unlabelled_images(workdir, data_yaml, teacher_pt):
+    overrides = {"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), "pseudo": 1,
+                 **train_args(workdir / "runs", name="pseudo-refused")}  # fmt: skip
+    with pytest.raises(DistillError, match=r"pseudo=1 labels unlabelled images .* but there are none: pass unlabeled"):
+        DistillationTrainer(overrides=overrides)
+    with pytest.raises(DistillError, match=r"pseudo_conf=1\.0 .* between 0 and 1"):
+        load_recipe("head_kd", {"pseudo_conf": 1})

@@ -390,6 +390,11 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         raise DistillError(
             "the recipe has no loss weight > 0: set one (e.g. cls_kd=0.5), or use 'yolo train' for a plain student"
         )
+    if recipe.pseudo > 0 and not unlabeled:
+        raise DistillError(
+            f"pseudo={recipe.pseudo:g} labels unlabelled images with the teacher's boxes, but there are none: pass "
+            "unlabeled=DIR, or set pseudo=0"
+        )
     t_layers = _layers(teacher, recipe.teacher_layers, "teacher")
     s_layers = _layers(student, recipe.student_layers, "student")
     if len(t_layers) != len(s_layers):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.tal import make_anchors
 
 from .adapters import build_adapters
@@ -18,7 +19,7 @@ from .recipes import Recipe
 from .registry import TABLE, TASK_OUTPUTS
 from .seams import swapped
 from .taps import FeatureTaps
-from .unlabeled import labelled_part
+from .unlabeled import batch_part
 
 if TYPE_CHECKING:
     from .checks import Plan
@@ -51,19 +52,24 @@ def keypoint_offsets(head: nn.Module, kpts: torch.Tensor) -> torch.Tensor:
     return torch.cat([decoded[:, :, :2], kpts.view(n, *head.kpt_shape, a)[:, :, 2:]], dim=2)
 
 
-def mask_boxes(head: nn.Module, preds: dict[str, Any]) -> torch.Tensor:
-    """A Segment head's box at every anchor, N×A×4 (x1, y1, x2, y2) in pixels of its prototype maps: the DFL logits
-    N×4R×A decoded to side distances by the head's own `dfl` (the expected bin; with one bin, YOLO26's, the value
-    itself), around the anchor point, in grid cells of the anchor's level, times (prototype size / level size)."""
-    feats, proto = preds["feats"], preds["proto"]
+def anchor_boxes(head: nn.Module, preds: dict[str, Any], size: tuple[float, float]) -> torch.Tensor:
+    """A head's box at every anchor, N×A×4 (x1, y1, x2, y2) on a grid of `size` = (w, h) over the image: the DFL
+    logits N×4R×A decoded to side distances by the head's own `dfl` (the expected bin; with one bin, YOLO26's, the
+    value itself), around the anchor point, in grid cells of the anchor's level, times (size / level size). `size`
+    (1, 1) gives boxes normalised to the image."""
+    feats = preds["feats"]
     anchors, _ = make_anchors(feats, [1] * len(feats), 0.5)  # A×2 (x, y), grid cells
-    sizes = [f.shape[-2:] for f in feats]
-    scale = torch.cat(
-        [anchors.new_tensor([proto.shape[-1] / w, proto.shape[-2] / h]).expand(h * w, 2) for h, w in sizes]
-    )
+    scale = torch.cat([anchors.new_tensor([size[0] / w, size[1] / h]).expand(h * w, 2)
+                       for h, w in (f.shape[-2:] for f in feats)])  # fmt: skip
     d = head.dfl(preds["boxes"].float())  # N×4×A: left, top, right, bottom
     xy, scale = anchors.t()[None].float(), scale.t().repeat(2, 1)[None].float()  # 1×2×A, 1×4×A
     return (torch.cat([xy - d[:, :2], xy + d[:, 2:]], dim=1) * scale).transpose(1, 2)
+
+
+def mask_boxes(head: nn.Module, preds: dict[str, Any]) -> torch.Tensor:
+    """A Segment head's box at every anchor, N×A×4 (x1, y1, x2, y2), in pixels of its prototype maps."""
+    h, w = preds["proto"].shape[-2:]
+    return anchor_boxes(head, preds, (w, h))
 
 
 def _picked(preds: Any, classes: torch.Tensor | None) -> dict[str, Any]:
@@ -137,6 +143,7 @@ class Distiller(nn.Module):
         self.teacher_taps = FeatureTaps(teacher, teacher_layers if feature else [])
         self.student_taps: FeatureTaps | None = None
         self._student: nn.Module | None = None
+        self.box_criterion: v8DetectionLoss | None = None  # the student's, set by `attach` where pseudo-labels need it
 
     @classmethod
     def from_plan(cls, plan: Plan) -> Distiller:
@@ -160,12 +167,15 @@ class Distiller(nn.Module):
         self.members.eval()
         return self
 
-    def forward(self, teacher_img: torch.Tensor, student_preds: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, teacher_img: torch.Tensor, student_preds: Any, labelled: int | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Distillation terms for the batch the student has just run on.
 
         Args:
             teacher_img: N×3×H_t×W_t, the batch at the teacher's resolution (the student's own input when equal).
             student_preds: what the student's forward returned (its Detect head's raw outputs).
+            labelled: how many of the N images (the first ones) have labels; None: all of them.
 
         Returns:
             A K-vector of weighted losses (K = losses in the recipe, in `weights` order) and the same values detached,
@@ -206,6 +216,8 @@ class Distiller(nn.Module):
             if self.recipe.feature_weighted:
                 inputs["masks"] = score_maps(t_head["scores"], t_head["feats"])
             inputs.update(self.task_inputs(s_head, t_head))
+            if "s_unlabelled" in self.inputs:
+                inputs.update(self.unlabelled_inputs(s_head, t_head, labelled))
         if self.cross is not None:
             c_boxes, c_scores = self.cross(t_head["feats"])
             if self.teacher_classes is not None:
@@ -237,6 +249,18 @@ class Distiller(nn.Module):
             inputs["t_mask_boxes"] = mask_boxes(self.teacher.model[-1], t_head)
         return inputs
 
+    def unlabelled_inputs(self, s_head: dict[str, Any], t_head: dict[str, Any], labelled: int | None) -> dict[str, Any]:
+        """What pseudo-labelling reads (`losses.PseudoLabelLoss`): both heads' outputs on the images after the first
+        `labelled` (the teacher's boxes decoded, normalised to the image) and the student's detection criterion."""
+        part = slice(t_head["scores"].shape[0] if labelled is None else labelled, None)
+        t_unlabelled = batch_part({k: t_head[k] for k in ("boxes", "scores", "feats")}, part)
+        return {
+            "s_unlabelled": batch_part(s_head, part),
+            "t_unlabelled_boxes": anchor_boxes(self.teacher.model[-1], t_unlabelled, (1.0, 1.0)),
+            "t_unlabelled_scores": t_unlabelled["scores"],
+            "box_criterion": self.box_criterion,
+        }
+
     def attach(self, student: nn.Module) -> None:
         """Hook the student's tapped layers and wrap its detection criterion with the distillation terms."""
         self.detach()
@@ -245,6 +269,9 @@ class Distiller(nn.Module):
         if self.cross is not None:
             self.cross.attach(student.model[-1])
         detection = getattr(student, "criterion", None) or student.init_criterion()
+        # pseudo-labels are boxes: Ultralytics' box criterion of the student whatever its task (a Segment or Pose
+        # criterion would want masks or keypoints too)
+        self.box_criterion = v8DetectionLoss(student) if "box_criterion" in self.inputs else None
         student.criterion = DistillationCriterion(detection, self)
         plain_loss = student.loss
 
@@ -290,8 +317,8 @@ class DistillationCriterion:
         # With unlabelled images appended (unlabeled.py) the first `labelled` images have labels: the detection loss
         # reads only those, the distillation terms all of them, both scaled by the labelled count.
         n = batch.get("labelled", batch["img"].shape[0])
-        loss, items = self.detection(preds if n == batch["img"].shape[0] else labelled_part(preds, n), batch)
-        terms, _ = self.distiller(batch.get("teacher_img", batch["img"]), preds)
+        loss, items = self.detection(preds if n == batch["img"].shape[0] else batch_part(preds, slice(0, n)), batch)
+        terms, _ = self.distiller(batch.get("teacher_img", batch["img"]), preds, n)
         terms = self.distiller.balance.scaled(loss.sum() / n, terms)
         return torch.cat([loss.view(-1), terms * n]), {**items, **dict(zip(self.distiller.names, terms.detach()))}
 

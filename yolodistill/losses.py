@@ -1,7 +1,8 @@
 """Distillation losses, each returning a scalar.
 
 The task losses (MaskKDLoss, KeypointKDLoss, AngleKDLoss) take the outputs that the Segment, Pose and OBB heads add to
-Detect's, on the same anchors (see each class).
+Detect's, on the same anchors (see each class). PseudoLabelLoss runs the student's own detection criterion on the
+unlabelled images (`unlabeled=`), the teacher's confident boxes as their labels.
 
 Feature losses (CWD, mimic, PKD) take two equally long lists of N×C×H×W maps (`student_maps`, `teacher_maps`). Head
 losses (classification KD, localization distillation, box KD, CrossKD) take the Detect head's raw outputs of both
@@ -15,13 +16,15 @@ fp16 activations lose too much precision to be useful as training signals.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from ultralytics.utils.metrics import bbox_iou
-from ultralytics.utils.ops import crop_mask
+from ultralytics.utils.nms import TorchNMS
+from ultralytics.utils.ops import crop_mask, xyxy2xywh
 
 
 class _LevelLoss(nn.Module):
@@ -381,3 +384,49 @@ class AngleKDLoss(nn.Module):
         if s_angles.shape != t_angles.shape:
             raise ValueError(f"student angles {tuple(s_angles.shape)} and teacher angles {tuple(t_angles.shape)}")
         return teacher_weighted(1 - torch.cos(2 * (s_angles.float() - t_angles.float())).mean(dim=1), t_scores)
+
+
+class PseudoLabelLoss(nn.Module):
+    """The student's own detection loss on the unlabelled images of the batch, the teacher's confident boxes as their
+    labels (hard pseudo-labels: self-training, or auto-labelling the images with the big model, in the training step).
+
+    On each of the U unlabelled images, the teacher's anchors whose top class score max_k σ(t_k) ≥ `conf`, after NMS
+    (IoU > `iou` within a class), are its labels: the class argmax_k σ(t_k), the teacher's decoded box. Then
+
+        L = (1/U) · D(student outputs on the U images, those labels)
+
+    with D Ultralytics' detection criterion (`box_criterion`: its task-aligned assignment, box, class and DFL terms
+    with their gains, times U), so with weight 1 an unlabelled image counts as much as a labelled one in the
+    detection loss. An image on which the teacher is confident about nothing is background to the student (the
+    teacher's judgement, not a missing label). The labelled images keep their own labels and are not read.
+
+    Inputs: s_unlabelled, the student's raw head outputs of the U images (boxes U×4R×A, scores U×K×A, feats);
+    t_unlabelled_boxes U×A×4, the teacher's boxes x1 y1 x2 y2 normalised to the image (training images are square,
+    so IoU is that of pixels); t_unlabelled_scores U×K×A, its class logits. Selecting the boxes counts them (on CUDA
+    a host sync, as NMS is), so the term costs one sync a step where it is on, and nothing in runs without it.
+    """
+
+    def __init__(self, conf: float = 0.5, iou: float = 0.7):
+        super().__init__()
+        self.conf, self.iou = float(conf), float(iou)
+
+    def forward(
+        self,
+        s_unlabelled: dict[str, Any],
+        t_unlabelled_boxes: torch.Tensor,
+        t_unlabelled_scores: torch.Tensor,
+        box_criterion: Callable[[dict[str, Any], dict[str, torch.Tensor]], tuple[torch.Tensor, Any]],
+    ) -> torch.Tensor:
+        u, k, _ = t_unlabelled_scores.shape
+        if u == 0:  # a batch without unlabelled images (validation, or no unlabeled=)
+            return t_unlabelled_scores.new_zeros((), dtype=torch.float32)
+        top, cls = t_unlabelled_scores.detach().float().sigmoid().max(dim=1)  # U×A
+        img, anchor = (top >= self.conf).nonzero(as_tuple=True)
+        boxes = t_unlabelled_boxes.detach().float()[img, anchor].clamp(0.0, 1.0)  # M×4
+        cls = cls[img, anchor]
+        # one NMS over every image and class: each (image, class) group shifted apart by 2 (boxes lie in [0, 1])
+        keep = TorchNMS.nms(boxes + (img * k + cls).float()[:, None] * 2.0, top[img, anchor], self.iou)
+        keep = keep.sort().values  # NMS orders by score; the criterion wants the labels in image order
+        labels = {"batch_idx": img[keep].float(), "cls": cls[keep].float()[:, None], "bboxes": xyxy2xywh(boxes[keep])}
+        loss, _ = box_criterion(s_unlabelled, labels)
+        return loss.sum() / u

@@ -60,6 +60,8 @@ class Recipe:
     mask_kd_topk: int = _key(32, "its anchors per image: the teacher's most confident ones")
     kpt_kd: float = _key(0.0, "weight of KeypointKDLoss (pose: keypoint L1 in grid cells + visibility KL)")
     angle_kd: float = _key(0.0, "weight of AngleKDLoss (obb: 1 − cos 2Δθ of the box angles)")
+    pseudo: float = _key(0.0, "weight of PseudoLabelLoss (unlabeled images: detection loss on the teacher's boxes)")
+    pseudo_conf: float = _key(0.5, "its threshold on the teacher's top class score (0 < pseudo_conf < 1)")
     balance: float = _key(0.0, "> 0: all weights rescaled once so distillation starts at balance × the detection loss")
     schedule: str = _key(
         "constant", "all distillation weights over training: constant | linear | cosine (1 → 0.1)", SCHEDULES
@@ -191,6 +193,8 @@ def _check(values: dict[str, Any], source: str) -> Recipe:
     for key in _TAUS:
         if getattr(r, key) <= 0:
             raise DistillError(f"{key}={getattr(r, key)} in {source}: the temperature must be > 0")
+    if not 0 < r.pseudo_conf < 1:
+        raise DistillError(f"pseudo_conf={r.pseudo_conf} in {source}: a score threshold, between 0 and 1 (e.g. 0.5)")
     if r.feature_weighted and not (r.mimic > 0 or r.pkd > 0):
         raise DistillError(f"feature_weighted in {source} weights mimic and pkd, but both are 0: set one of them > 0")
     for key, choices in _CHOICES.items():

@@ -18,6 +18,11 @@ The inputs, as `Distiller.forward` fills them (K classes, A anchors over all lev
     s_kpts, t_kpts               keypoints N×J×D×A: x, y in grid cells from the anchor (each head's own decoding,
                                  `distiller.keypoint_offsets`), with D = 3 a visibility logit
     s_angles, t_angles           box angles N×1×A in radians (the student's on the teacher's anchors)
+  and, for pseudo-labels, on the U unlabelled images of the batch (`unlabeled=`; U = 0 without them):
+    s_unlabelled                 the student's raw head outputs (dict: boxes U×4R×A, scores U×K×A, feats)
+    t_unlabelled_boxes           the teacher's decoded box at each anchor, U×A×4 x1 y1 x2 y2 normalised to the image
+    t_unlabelled_scores          its class logits U×K×A
+    box_criterion                the student's Ultralytics detection criterion (v8DetectionLoss)
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from .losses import (
     MaskKDLoss,
     MimicLoss,
     PKDLoss,
+    PseudoLabelLoss,
 )
 from .utils import DistillError
 
@@ -52,7 +58,9 @@ FEATURE_INPUTS = ("student_maps", "teacher_maps", "masks")
 # each task input (without its s_/t_ prefix) → the key of the head's output dict that holds it
 TASK_OUTPUTS = {"mask_coeffs": "mask_coefficient", "protos": "proto", "kpts": "kpts", "angles": "angle"}
 TASK_INPUTS = (*(f"{who}_{name}" for name in TASK_OUTPUTS for who in ("s", "t")), "t_mask_boxes")
-HEAD_INPUTS = ("s_scores", "t_scores", "s_boxes", "t_boxes", "cross_scores", "cross_boxes", *TASK_INPUTS)
+UNLABELLED_INPUTS = ("s_unlabelled", "t_unlabelled_boxes", "t_unlabelled_scores", "box_criterion")
+HEAD_INPUTS = ("s_scores", "t_scores", "s_boxes", "t_boxes", "cross_scores", "cross_boxes", *TASK_INPUTS,
+               *UNLABELLED_INPUTS)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,13 @@ def _equal_keypoints(name: str, heads: Heads) -> None:
         )
 
 
+def _upright_boxes(name: str, heads: Heads) -> None:
+    """Pseudo-labels are upright boxes, through the student's detection criterion: not an OBB head's rotated ones."""
+    for who, head in (("teacher", heads.teacher), ("student", heads.student)):
+        if isinstance(head, OBB):
+            raise DistillError(f"{name} labels upright boxes, but the {who}'s head is OBB (rotated ones): set {name}=0")
+
+
 _MAPS = ("student_maps", "teacher_maps")
 
 # name (the recipe's weight key and the `<name>_loss` column) → row, in the order of the loss columns
@@ -191,4 +206,5 @@ TABLE: dict[str, LossRow] = {
     ),
     "kpt_kd": LossRow(KeypointKDLoss, ("s_kpts", "t_kpts", "t_scores"), {}, _equal_keypoints),
     "angle_kd": LossRow(AngleKDLoss, ("s_angles", "t_angles", "t_scores"), {}, _task_heads(OBB, "obb")),
+    "pseudo": LossRow(PseudoLabelLoss, UNLABELLED_INPUTS, {"conf": "pseudo_conf"}, _upright_boxes),
 }

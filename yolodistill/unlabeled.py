@@ -6,7 +6,7 @@ k = max(1, round(unlabeled_ratio × B)) unlabelled images appended, from a secon
 same dataset class, transforms and mosaic: a mosaic of unlabelled images only, so an image is never half-labelled).
 (The last batch of each pass over the unlabelled set may hold fewer.) The student and the teacher both run on all
 B + k images; the detection loss runs on the first B only
-(`labelled_part`), so an unlabelled image never teaches "background", and its normalisation (the labelled images'
+(`batch_part`), so an unlabelled image never teaches "background", and its normalisation (the labelled images'
 target scores, × B) stays what it is without them. The distillation terms average over all B + k and are scaled by B
 as before, so `unlabeled=` adds images to distil from without changing the balance between the two losses. The number
 of steps per epoch, the warm-up, the accumulation and the learning-rate schedule stay those of the labelled set; the
@@ -185,13 +185,14 @@ class MixedLoader:
         self.unlabelled.close()
 
 
-def labelled_part(preds: Any, n: int) -> Any:
-    """The student's outputs for the first `n` images of the batch (the labelled ones): every tensor in the nested
-    dicts, lists and tuples of an Ultralytics head's training output, sliced along the batch dimension."""
+def batch_part(preds: Any, part: slice) -> Any:
+    """The student's outputs for the images `part` of the batch (`slice(0, n)`: the n labelled ones, `slice(n, None)`
+    the unlabelled): every tensor in the nested dicts, lists and tuples of an Ultralytics head's training output,
+    sliced along the batch dimension."""
     if isinstance(preds, torch.Tensor):
-        return preds[:n]
+        return preds[part]
     if isinstance(preds, dict):
-        return {k: labelled_part(v, n) for k, v in preds.items()}
+        return {k: batch_part(v, part) for k, v in preds.items()}
     if isinstance(preds, (list, tuple)):
-        return type(preds)(labelled_part(v, n) for v in preds)
+        return type(preds)(batch_part(v, part) for v in preds)
     return preds
