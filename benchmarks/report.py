@@ -102,6 +102,12 @@ def suite_tables(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _few_epochs(settings: dict[str, Any]) -> str:
+    """How long the runs on the labelled share train, where it is not `epochs` (unlabeled.py --steps-matched)."""
+    few = settings.get("labelled_share_epochs", settings["epochs"])
+    return "" if few == settings["epochs"] else f" ({few} on the labelled share: as many steps as on all labels)"
+
+
 def unlabeled_table(result: dict[str, Any]) -> str:
     """unlabeled.py's rows: each against the student on the labelled share alone, the share of the gap to the student
     on all labels it recovers, and (`+ unlabeled` rows) against distilling on the labelled share alone; then the goal
@@ -110,7 +116,8 @@ def unlabeled_table(result: dict[str, Any]) -> str:
     teachers = ", ".join(f"{k} {v['map50_95']:.3f}" for k, v in result["teachers"].items())
     lines = [
         f"{s['labelled_images']} labelled and {s['unlabeled_images']} unlabelled images of `{s['data']}`, "
-        f"{s['epochs']} epochs at {s['imgsz']} px, batch {s['batch']}, unlabeled_ratio {s['unlabeled_ratio']:g}, "
+        f"{s['epochs']} epochs at {s['imgsz']} px{_few_epochs(s)}, batch {s['batch']}, "
+        f"unlabeled_ratio {s['unlabeled_ratio']:g}, "
         f"seeds {', '.join(map(str, s['seeds']))}; teachers' mAP50-95: {teachers}.",
         "",
         "| run | mAP50-95 per seed | mAP50-95 | paired gain over the student on the labelled share | share of the gap "
@@ -145,19 +152,27 @@ def unlabeled_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _from(name: str, make: Any) -> Any:
-    """The generator of one part: `make` of benchmarks/results/<name>.json, or a line saying how to measure it."""
+def _from(name: str, make: Any, command: str | None = None) -> Any:
+    """The generator of one part: `make` of benchmarks/results/<name>.json, or a line saying how to measure it
+    (`command`, by default `python benchmarks/<name>.py`)."""
 
     def generate() -> str:
         path = RESULTS / f"{name}.json"
         if not path.is_file():
-            return f"Not measured yet: run `python benchmarks/{name}.py`, then `python benchmarks/report.py`."
+            run = command or f"python benchmarks/{name}.py"
+            return f"Not measured yet: run `{run}`, then `python benchmarks/report.py`."
         return make(json.loads(path.read_text()))
 
     return generate
 
 
-GENERATORS = {"suite": _from("suite", suite_tables), "unlabeled": _from("unlabeled", unlabeled_table)}
+GENERATORS = {
+    "suite": _from("suite", suite_tables),
+    "unlabeled": _from("unlabeled", unlabeled_table),
+    "unlabeled_steps": _from(
+        "unlabeled_steps", unlabeled_table, "python benchmarks/unlabeled.py --steps-matched --cases few --ratios"
+    ),
+}
 
 
 def render(readme: str) -> str:

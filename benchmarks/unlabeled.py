@@ -23,14 +23,19 @@ run continues.
     python benchmarks/unlabeled.py --quick   # 1 seed, 3 epochs: a smoke test
     python benchmarks/unlabeled.py           # 3 seeds
     python benchmarks/unlabeled.py --cases all --workers 1   # only the all-labels teacher's rows (and the students')
+    python benchmarks/unlabeled.py --steps-matched --cases few --ratios   # equal steps: unlabeled_steps.json
 
-Writes benchmarks/results/unlabeled.json (unlabeled_quick.json with --quick); `python benchmarks/report.py` puts its
-table in README.
+With `--steps-matched` the runs on the labelled share train as many optimizer steps as the student on all labels
+(epochs × its batches an epoch / theirs: 10 × the epochs for 10 %), so that a gap is not a count of training steps.
+
+Writes benchmarks/results/unlabeled.json (unlabeled_steps.json with --steps-matched, _quick with --quick);
+`python benchmarks/report.py` puts its table in README.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import shutil
 from pathlib import Path
@@ -61,6 +66,7 @@ def parse_args() -> argparse.Namespace:
                    help="teachers to run: trained on the labelled share, on all labels")  # fmt: skip
     p.add_argument("--student", default="yolov8n.yaml")
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--steps-matched", action="store_true", help="labelled-share runs: the all-labels run's steps")
     p.add_argument("--ratio", type=float, default=None, help="unlabeled_ratio (default: yolodistill's default)")
     p.add_argument("--ratios", type=float, nargs="*", default=[0.5, 2.0],
                    help="other unlabeled_ratio values, each a row with the labelled share's teacher")  # fmt: skip
@@ -103,6 +109,12 @@ def split(data: str, share: float, where: Path) -> tuple[Path, Path, int, int]:
     return done, where / "unlabeled.txt", n, len(images) - n
 
 
+def matched_epochs(epochs: int, n_all: int, n_few: int, batch: int) -> int:
+    """Epochs on `n_few` images that take as many optimizer steps as `epochs` on `n_all` (--steps-matched: the runs on
+    the labelled share, with fewer batches an epoch, are then not short of training steps)."""
+    return round(epochs * math.ceil(n_all / batch) / math.ceil(n_few / batch))
+
+
 def main() -> None:
     from yolodistill.data import resolve_data
     from yolodistill.demo import teacher_checkpoint
@@ -111,7 +123,7 @@ def main() -> None:
     args = parse_args()
     if args.quick:
         args.epochs, args.teacher_epochs = 3, 3
-    out = args.out or common.result_name("unlabeled", args.quick)
+    out = args.out or common.result_name("unlabeled_steps" if args.steps_matched else "unlabeled", args.quick)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     ratio = UNLABELED_RATIO if args.ratio is None else args.ratio
     data = resolve_data(args.data)
@@ -150,13 +162,16 @@ def main() -> None:
             tag = f"pseudo-labels{'' if w == 1 else f' ×{w:g}'}{'' if conf is None else f' conf {conf:g}'}"
             extra = {**pool_args, "pseudo": w, **({} if conf is None else {"pseudo_conf": conf})}
             sweep.append((f"distilled + unlabeled + {tag}, {name} teacher", "yolodistill", extra, alone))
-    run = dict(epochs=args.epochs, val=False, **shared)
+    few_epochs = matched_epochs(args.epochs, n_labelled + n_unlabelled, n_labelled, args.batch)
+    few_epochs = few_epochs if args.steps_matched else args.epochs
+    run = dict(val=False, **shared)
 
     def label(name: str, seed: int) -> str:
         safe = re.sub(r"[^\w.-]+", "_", name)
         return f"{out}-{safe}-s{seed}"
 
-    todo = [dict(method=m, model=student, name=label(name, s), seed=s, **run, **extra)
+    todo = [dict(method=m, model=student, name=label(name, s), seed=s, **run, **extra,
+                 epochs=args.epochs if extra["data"] == data else few_epochs)
             for group in (methods, sweep) for s in seeds for name, m, extra, _ in group]  # fmt: skip
     results = dict(zip((j["name"] for j in todo), train_all(todo, args.workers)))
     rows = {name: row(name, False, [{"seed": s, **results[label(name, s)]} for s in seeds])
@@ -173,6 +188,7 @@ def main() -> None:
     rows = list(rows.values())
     settings = {**{k: v for k, v in vars(args).items() if k not in ("quick", "out", "workers")}, "seeds": seeds,
                 "unlabeled_ratio": ratio, "labelled_images": n_labelled, "unlabeled_images": n_unlabelled,
+                "labelled_share_epochs": few_epochs,
                 "student": student}  # fmt: skip
     print(table(rows))
     write_json(out, {"mode": "quick" if args.quick else "full", "settings": settings, "teachers": teacher_info,

@@ -21,6 +21,7 @@ sys.path.insert(0, str(BENCH))
 
 import common  # noqa: E402
 import report  # noqa: E402
+import unlabeled  # noqa: E402
 
 
 def test_gap_recovery_and_rows():
@@ -218,6 +219,17 @@ def test_readme_tables_are_what_the_json_gives():
     """README's generated parts match benchmarks/results/*.json: run `python benchmarks/report.py` after a benchmark."""
     readme = report.README.read_text()
     assert report.render(readme) == readme
+
+
+def test_steps_matched_runs_on_the_labelled_share_take_the_steps_of_all_labels():
+    assert unlabeled.matched_epochs(30, 600, 60, 16) == 285  # 30 × 38 batches = 285 × 4
+    assert unlabeled.matched_epochs(30, 600, 600, 16) == 30
+    settings = {"labelled_images": 60, "unlabeled_images": 540, "data": "shapes", "epochs": 30, "imgsz": 128,
+                "batch": 16, "unlabeled_ratio": 1.0, "seeds": [0]}  # fmt: skip
+    assert report._few_epochs(settings) == ""
+    assert report._few_epochs({**settings, "labelled_share_epochs": 285}) == (
+        " (285 on the labelled share: as many steps as on all labels)"
+    )
 
 
 @pytest.mark.slow
