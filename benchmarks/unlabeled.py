@@ -26,7 +26,8 @@ run continues.
     python benchmarks/unlabeled.py --steps-matched --cases few --ratios   # equal steps: unlabeled_steps.json
 
 With `--steps-matched` the runs on the labelled share train as many optimizer steps as the student on all labels
-(epochs × its batches an epoch / theirs: 10 × the epochs for 10 %), so that a gap is not a count of training steps.
+(epochs × its batches an epoch / theirs: 10 × the epochs for 10 %), so that a gap is not a count of training steps;
+the teacher of the labelled share trains at least as many epochs as they do.
 
 Writes benchmarks/results/unlabeled.json (unlabeled_steps.json with --steps-matched, _quick with --quick);
 `python benchmarks/report.py` puts its table in README.
@@ -127,15 +128,23 @@ def main() -> None:
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     ratio = UNLABELED_RATIO if args.ratio is None else args.ratio
     data = resolve_data(args.data)
-    few, pool, n_labelled, n_unlabelled = split(data, args.labelled, common.CACHE / f"{out}-split")
+    # the split (so the teacher of the labelled share and every run's data path) is that of the run without
+    # --steps-matched: both read the same kept teacher and runs
+    base = args.out or common.result_name("unlabeled", args.quick)
+    few, pool, n_labelled, n_unlabelled = split(data, args.labelled, common.CACHE / f"{base}-split")
     shared = dict(imgsz=args.imgsz, batch=args.batch, device=args.device, workers=0)
+    few_epochs = matched_epochs(args.epochs, n_labelled + n_unlabelled, n_labelled, args.batch)
+    few_epochs = few_epochs if args.steps_matched else args.epochs
+    # at equal steps the student on the labelled share alone learns far more, so the teacher of that share trains
+    # as long as the students (at least): a teacher below the student teaches nothing
+    teacher_epochs = max(args.teacher_epochs, few_epochs)
     source = resolve_data(args.pretrain_data)
     student = str(trained(args.student, source, args.pretrain_epochs, args.imgsz, args.batch, args.device))
     share = f"{100 * args.labelled:g} % labels"
     teachers = {}
     if "few" in args.cases:
         base = trained(args.teacher, source, args.teacher_pretrain_epochs, args.imgsz, args.batch, args.device)
-        teachers[share] = teacher_checkpoint(str(base), str(few), args.teacher_epochs, seed=0, **shared)
+        teachers[share] = teacher_checkpoint(str(base), str(few), teacher_epochs, seed=0, **shared)
     if "all" in args.cases:
         teachers["all labels"] = trained(args.teacher, data, args.full_teacher_epochs, args.imgsz, args.batch,
                                          args.device)  # fmt: skip
@@ -162,8 +171,6 @@ def main() -> None:
             tag = f"pseudo-labels{'' if w == 1 else f' ×{w:g}'}{'' if conf is None else f' conf {conf:g}'}"
             extra = {**pool_args, "pseudo": w, **({} if conf is None else {"pseudo_conf": conf})}
             sweep.append((f"distilled + unlabeled + {tag}, {name} teacher", "yolodistill", extra, alone))
-    few_epochs = matched_epochs(args.epochs, n_labelled + n_unlabelled, n_labelled, args.batch)
-    few_epochs = few_epochs if args.steps_matched else args.epochs
     run = dict(val=False, **shared)
 
     def label(name: str, seed: int) -> str:
@@ -188,7 +195,7 @@ def main() -> None:
     rows = list(rows.values())
     settings = {**{k: v for k, v in vars(args).items() if k not in ("quick", "out", "workers")}, "seeds": seeds,
                 "unlabeled_ratio": ratio, "labelled_images": n_labelled, "unlabeled_images": n_unlabelled,
-                "labelled_share_epochs": few_epochs,
+                "labelled_share_epochs": few_epochs, "labelled_share_teacher_epochs": teacher_epochs,
                 "student": student}  # fmt: skip
     print(table(rows))
     write_json(out, {"mode": "quick" if args.quick else "full", "settings": settings, "teachers": teacher_info,
