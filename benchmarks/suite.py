@@ -75,14 +75,18 @@ REGIMES = {
     "long": Regime("`synthetic` preset (half its images), YOLOv8s teacher 100 epochs, students 60 epochs",
                    data="synthetic", fraction=0.5, teacher_epochs=100, epochs=60),
 }  # fmt: skip
-# Measured beside the default in every regime (low-resolution regimes take the low-resolution variants). The default
-# is the method whose worst regime is best. The `pretrained` regime, measured first, cost every weighting of head_kd
-# accuracy (balance=0.5 and balance=0.1 too; suite.json keeps their rows, `--recipes` reruns them); the two ablations
-# (ld=0, cls_kd=0) put the cost on class KD, so other regimes run LD alone and the head_kd weighting that lost least.
+# Measured beside the default in each regime (by name; low-resolution regimes take the low-resolution variants, the
+# others "normal"). The default is the method whose worst regime is best. `pretrained`, measured first, cost every
+# weighting of head_kd accuracy (balance=0.5 and 0.1 too); its two ablations (ld=0, cls_kd=0) put the cost on class KD,
+# so it also tries heavier LD alone and LD with feature terms, and the other regimes run LD alone (the weighting of both
+# terms that lost least in `pretrained`, cls_kd=0.5,ld=0.25, lost to LD alone there and in `scratch` seed 0: dropped).
 CANDIDATES = {
-    "normal": ["head_kd:cls_kd=0", "head_kd:cls_kd=0.5,ld=0.25"],
+    "pretrained": ["head_kd:balance=0.5", "head_kd:balance=0.1", "head_kd:cls_kd_beta=1",
+                   "head_kd:cls_kd=0.5,ld=0.25", "head_kd:ld=0", "head_kd:cls_kd=0",
+                   "head_kd:cls_kd=0,ld=2", "head_kd:cls_kd=0,pkd=0.5", "cwd"],
+    "normal": ["head_kd:cls_kd=0"],
     "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1", "head_kd:assistant=true"],  # the last: TAS (assistant.py)
-}
+}  # fmt: skip
 QUICK = dict(epochs=3)
 
 
@@ -140,7 +144,8 @@ def measure(name: str, regime: Regime, args: argparse.Namespace, out: str) -> di
         student = str(trained(student, source, regime.pretrained_epochs, full, regime.batch, args.device))
     lowres = regime.teacher_imgsz is not None
     default = LOWRES_RECIPE if lowres else DEFAULT_RECIPE
-    candidates = args.recipes if args.recipes is not None else CANDIDATES["lowres" if lowres else "normal"]
+    candidates = CANDIDATES.get(name, CANDIDATES["lowres" if lowres else "normal"])
+    candidates = args.recipes if args.recipes is not None else candidates
     recipes = [default] if args.quick else [default, *candidates]
     low = {"imgsz": regime.imgsz, **({"teacher_imgsz": full} if lowres else {})}
 
