@@ -99,7 +99,30 @@ def suite_tables(result: dict[str, Any]) -> str:
         note += "" if len(by_regime) == len(regimes) else " (of those it ran in)"
         default = any(r["default"] and r["method"].startswith("yolodistill") for r in by_regime.values())
         lines.append(f"| {method}{' *default*' if default else ''} | " + " | ".join(cells) + f" | {note} |")
-    return "\n".join(lines)
+    return "\n".join(lines + _leaders(methods))
+
+
+def _leaders(methods: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """For each yolodistill default: of the methods run in every regime it ran in, the one whose worst GR there is best
+    (the rule the default is chosen by, read on the regimes measured so far)."""
+    lines = [""]
+    for name, by_regime in methods.items():
+        if not any(r["default"] and r["method"].startswith("yolodistill") for r in by_regime.values()):
+            continue
+        rivals = {
+            m: min(rows[n]["gap_recovery"] for n in by_regime)
+            for m, rows in methods.items()
+            if "yolodistill" in m
+            and set(by_regime) <= set(rows)
+            and all(rows[n]["gap_recovery"] is not None for n in by_regime)
+        }
+        if not rivals:  # no run of those regimes has a GR (a teacher no better than the student)
+            continue
+        best = max(rivals, key=rivals.get)
+        regimes = ", ".join(f"`{n}`" for n in by_regime)
+        lines.append(f"Best worst regime so far among the methods run wherever the default {name} ran ({regimes}): "
+                     f"{best}, worst GR {_pct(rivals[best])}.  ")  # fmt: skip
+    return lines
 
 
 def _few_epochs(settings: dict[str, Any]) -> str:

@@ -203,6 +203,20 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     assert report.render(text) == text  # generated once, stable
 
 
+def test_leader_is_the_yolodistill_method_whose_worst_regime_is_best():
+    def r(method, gr, default=False):
+        return {"method": method, "default": default, "gap_recovery": gr}
+
+    methods = {
+        "`yolodistill:a`": {"s": r("yolodistill:a", 0.5, True), "p": r("yolodistill:a", -0.1, True)},
+        "`yolodistill:b`": {"s": r("yolodistill:b", 0.3), "p": r("yolodistill:b", 0.1)},
+        "`yolodistill:c`": {"s": r("yolodistill:c", 0.9)},  # not run in `p`: not a rival
+        "`ultralytics:x`": {"s": r("ultralytics:x", 0.6), "p": r("ultralytics:x", 0.2)},  # not a recipe
+    }
+    (line,) = report._leaders(methods)[1:]
+    assert "default `yolodistill:a` ran (`s`, `p`): `yolodistill:b`, worst GR 10 %" in line
+
+
 def test_goal_names_what_is_missed():
     rows = [{"method": "student", "default": False, "gap_recovery": None},
             {"method": "yolodistill:head_kd", "default": True, "gap_recovery": 0.30, "paired_gain_mean": 0.02,
