@@ -61,6 +61,7 @@ class Regime:
     teacher_imgsz: int | None = None  # > imgsz: a lower-resolution student (GR against the student at this size)
     batch: int = 16
     fraction: float = 1.0
+    nbs: int | None = None  # Ultralytics' nominal batch size of the students (None: its own, 64)
     ultralytics: bool = True  # Ultralytics' distill_model runs here (same family and resolution)
 
 
@@ -72,8 +73,8 @@ REGIMES = {
                      pretrained_on="synthetic", epochs=10, imgsz=64, teacher_imgsz=128, ultralytics=False),
     "cross_family": Regime("YOLO11s teacher, YOLOv8n student from scratch, 31 epochs", teacher="yolo11s.yaml",
                            ultralytics=False),
-    "long": Regime("`synthetic` preset (half its images), YOLOv8s teacher 100 epochs, students 60 epochs",
-                   data="synthetic", fraction=0.5, teacher_epochs=100, epochs=60),
+    "long": Regime("`synthetic` preset, YOLOv8s teacher 100 epochs, students 40 epochs at nbs 16",
+                   data="synthetic", teacher_epochs=100, epochs=40, nbs=16),
 }  # fmt: skip
 # Measured beside the default in each regime (by name; low-resolution regimes take the low-resolution variants, the
 # others "normal"). The default is the method whose worst regime is best. `pretrained`, measured first, cost every
@@ -157,6 +158,7 @@ def measure(name: str, regime: Regime, args: argparse.Namespace, out: str) -> di
     if regime.ultralytics and not args.quick:
         methods.append(("ultralytics:distill_model", "ultralytics", {"imgsz": regime.imgsz, "dis": 6.0}, True))
     run = dict(epochs=regime.epochs, batch=regime.batch, device=args.device, fraction=regime.fraction)
+    run.update({"nbs": regime.nbs} if regime.nbs else {})  # only when set: the other regimes' kept runs keep their keys
     labels = [f"{out}-{name}-" + re.sub(r"[^\w.@-]+", "_", m[0]) for m in methods]
     baselines = 2 if lowres else 1
     # the students first (every row pairs with them), then seed-major: a run cut short leaves whole pairs behind
