@@ -106,12 +106,15 @@ def teacher(args: Any, data: str) -> tuple[Path, dict[str, Any]]:
     return path, {**info, **validate(path, data, shared)}
 
 
-def trained(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device: str) -> Path:
-    """`cfg` itself when it is a .pt, else a model trained on `data` with plain Ultralytics, cached by its settings."""
-    from yolodistill.demo import teacher_checkpoint
+def trained(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device: str, train: bool = True) -> Path:
+    """`cfg` itself when it is a .pt, else a model trained on `data` with plain Ultralytics, cached by its settings
+    (`train=False`: only the path it is cached at, trained or not)."""
+    from yolodistill.demo import teacher_checkpoint, teacher_path
 
     if cfg.endswith(".pt"):
         return Path(cfg)
+    if not train:
+        return teacher_path(cfg, data, epochs, imgsz, seed=0)
     return teacher_checkpoint(cfg, data, epochs, imgsz=imgsz, batch=batch, device=device, seed=0, workers=0)
 
 
@@ -164,16 +167,10 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     from yolodistill.trainer import TRAINERS
     from yolodistill.utils import write_atomic
 
-    cls, extra = {
-        "student": (task_trainer(task), {}),
-        "yolodistill": (TRAINERS[task], {"teacher": str(teacher)}),
-        "ultralytics": (task_trainer(task), {"distill_model": str(teacher)}),
-    }[method]
-    args = {"project": str(RUNS), "exist_ok": True, "plots": False, "workers": 0, **args}
-    named = {"task": task} if task != "detect" else {}  # detection runs kept before tasks existed keep their hash
-    settings = run_settings({"method": method, "model": model, "data": data, "threads": threads, **named, **extra,
-                             **args})  # fmt: skip
-    kept = KEPT / f"{hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:16]}.json"
+    cls = {"student": task_trainer(task), "yolodistill": TRAINERS[task], "ultralytics": task_trainer(task)}[method]
+    kept, settings = kept_record(method, model, data, teacher, threads, task, **args)
+    extra = _teacher_arg(method, teacher)
+    args = {**RUN_DEFAULTS, **args}
     if kept.is_file():
         print(f"{args['name']}: finished before with these settings, kept ({kept})")
         return json.loads(kept.read_text())["result"]
@@ -193,6 +190,24 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     record = json.dumps({"settings": settings, "result": result}, indent=2) + "\n"
     write_atomic(kept, record.encode())  # never a half-written record
     return result
+
+
+RUN_DEFAULTS = {"project": str(RUNS), "exist_ok": True, "plots": False, "workers": 0}
+
+
+def _teacher_arg(method: str, teacher: str | Path | None) -> dict[str, str]:
+    return {"student": {}, "yolodistill": {"teacher": str(teacher)}, "ultralytics": {"distill_model": str(teacher)}}[
+        method
+    ]
+
+
+def kept_record(method: str, model: str, data: str, teacher: str | Path | None = None, threads: int | None = None,
+                task: str = "detect", **args: Any) -> tuple[Path, dict[str, Any]]:  # fmt: skip
+    """Where `train` keeps the result of the run with these arguments, and the settings it is keyed by."""
+    named = {"task": task} if task != "detect" else {}  # detection runs kept before tasks existed keep their hash
+    settings = run_settings({"method": method, "model": model, "data": data, "threads": threads, **named,
+                             **_teacher_arg(method, teacher), **RUN_DEFAULTS, **args})  # fmt: skip
+    return KEPT / f"{hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:16]}.json", settings
 
 
 DETECTION_COLUMNS = ("train/box_loss", "train/cls_loss", "train/dfl_loss")

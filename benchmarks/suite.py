@@ -127,22 +127,20 @@ def plateau(runs: list[dict[str, Any]]) -> float | None:
     return sum(c[-1] - c[math.ceil(0.75 * len(c)) - 1] for c in curves) / len(curves)
 
 
-def measure(name: str, regime: Regime, args: argparse.Namespace, out: str) -> dict[str, Any]:
-    """Train (or read back) every run of one regime; its entry of suite.json."""
+def measure(name: str, regime: Regime, args: argparse.Namespace, out: str, before: dict[str, Any]) -> dict[str, Any]:
+    """Train (or read back) every run of one regime; its entry of suite.json (`before`: its entry so far, if any)."""
     from yolodistill.data import resolve_data
     from yolodistill.recipes import DEFAULT_RECIPE, LOWRES_RECIPE
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     data = resolve_data(regime.data)
     full = regime.teacher_imgsz or regime.imgsz
-    t_pt = trained(regime.teacher, data, regime.teacher_epochs, full, regime.batch, args.device)
-    shared = dict(imgsz=full, batch=regime.batch, device=args.device, workers=0)
-    teacher = {"model": regime.teacher, "epochs": regime.teacher_epochs, "imgsz": full, "checkpoint": str(t_pt),
-               **common.validate(t_pt, data, shared)}  # fmt: skip
+    # the teacher and the pretrained student by their cache paths, trained only below when a run needs them
+    t_pt = trained(regime.teacher, data, regime.teacher_epochs, full, regime.batch, args.device, train=False)
     student = regime.student
     if regime.pretrained_on:
         source = resolve_data(regime.pretrained_on)
-        student = str(trained(student, source, regime.pretrained_epochs, full, regime.batch, args.device))
+        student = str(trained(student, source, regime.pretrained_epochs, full, regime.batch, args.device, False))
     lowres = regime.teacher_imgsz is not None
     default = LOWRES_RECIPE if lowres else DEFAULT_RECIPE
     candidates = CANDIDATES.get(name, CANDIDATES["lowres" if lowres else "normal"])
@@ -166,6 +164,17 @@ def measure(name: str, regime: Regime, args: argparse.Namespace, out: str) -> di
     order += [(s, m) for s in seeds for m in range(baselines, len(methods))]
     jobs = [dict(method=methods[m][1], model=student, data=data, teacher=t_pt, name=f"{labels[m]}-s{s}", seed=s,
                  **run, **methods[m][2]) for s, m in order]  # fmt: skip
+    teacher = before.get("teacher", {})
+    if t_pt.is_file() or teacher.get("checkpoint") != str(t_pt) or not all(common.kept_record(threads=1, **j)[0]
+                                                                           .is_file() for j in jobs):  # fmt: skip
+        trained(regime.teacher, data, regime.teacher_epochs, full, regime.batch, args.device)
+        if regime.pretrained_on:
+            trained(regime.student, source, regime.pretrained_epochs, full, regime.batch, args.device)
+        shared = dict(imgsz=full, batch=regime.batch, device=args.device, workers=0)
+        teacher = {"model": regime.teacher, "epochs": regime.teacher_epochs, "imgsz": full, "checkpoint": str(t_pt),
+                   **common.validate(t_pt, data, shared)}  # fmt: skip
+    # else every run is kept and the teacher is no longer cached here: the regime is tabulated again from the kept
+    # runs and the teacher's figures as measured before (e.g. after the default changed), without training it again
     results = dict(zip((j["name"] for j in jobs), train_all(jobs, args.workers)))
     rows = []
     for label, (method, _, extra, is_default) in zip(labels, methods):
@@ -195,7 +204,7 @@ def main() -> None:
         regime = with_changes(name, REGIMES[name], args.set)
         if args.quick:
             regime = dataclasses.replace(regime, **QUICK)
-        done[name] = measure(name, regime, args, out)
+        done[name] = measure(name, regime, args, out, done.get(name, {}))
         # after each regime: a suite cut short keeps what it finished (and its kept runs make the rest resume)
         write_json(out, {"mode": "quick" if args.quick else "full", "regimes": done})
 

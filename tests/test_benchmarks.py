@@ -167,7 +167,9 @@ def test_overhead_script(tmp_path, data_yaml):
 
 @pytest.mark.slow
 def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, teacher_pt, monkeypatch):
-    toy = ["--set", f"data={data_yaml}", f"teacher={teacher_pt}", f"pretrained.pretrained_on={data_yaml}",
+    teacher = tmp_path / "teacher.pt"
+    teacher.write_bytes(Path(teacher_pt).read_bytes())  # removed below
+    toy = ["--set", f"data={data_yaml}", f"teacher={teacher}", f"pretrained.pretrained_on={data_yaml}",
            f"imgsz={IMGSZ}", "epochs=1", "batch=8", "pretrained_epochs=1", "--seeds", "0", "--recipes",
            "head_kd:balance=0.5", "--out", "suite_toy"]  # fmt: skip
     first, _ = run_script("suite.py", tmp_path, "--regimes", "scratch", *toy)
@@ -193,6 +195,13 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     assert pretrained["settings"]["student"].endswith(".pt")  # trained first with plain Ultralytics, then fine-tuned
     distill = tmp_path / "runs" / "suite_toy-pretrained-yolodistill_head_kd-s0" / "distill.yaml"
     assert yaml.safe_load(distill.read_text())["recipe"]["cls_kd"] == load_recipe("head_kd").cls_kd
+
+    # every run kept and the teacher gone: the regime is tabulated again from the kept runs, not trained again
+    teacher.unlink()
+    third, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", *toy)
+    assert stdout.count("finished before with these settings, kept") == 4 and not teacher.exists()
+    assert third["regimes"]["scratch"]["rows"] == scratch["rows"]
+    assert third["regimes"]["scratch"]["teacher"] == scratch["teacher"]
 
     readme = "intro\n<!-- suite:start -->\nold\n<!-- suite:end -->\nrest\n"
     monkeypatch.setitem(report.GENERATORS, "suite", lambda: report.suite_tables(second))

@@ -49,13 +49,18 @@ def train_with_threads(trainer_cls: type, threads: int | None = None, **override
     return trainer
 
 
+def teacher_path(cfg: str, data: str, epochs: int, imgsz: int, seed: int) -> Path:
+    """Where `teacher_checkpoint` caches the teacher of these settings (under $YOLODISTILL_HOME/teachers)."""
+    key = f"{cfg}|{data}|{epochs}|{imgsz}|{seed}|{GENERATOR_VERSION}"
+    return cache_home() / "teachers" / f"{Path(cfg).stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
+
+
 def teacher_checkpoint(
     cfg: str, data: str, epochs: int, threads: int | None = None, trainer_cls: type = DetectionTrainer, **args: Any
 ) -> Path:
     """A teacher trained with plain Ultralytics (`trainer_cls`: its trainer of the model's task), cached by its settings
-    under $YOLODISTILL_HOME/teachers (the model yaml names the task: yolov8s-seg.yaml)."""
-    key = f"{cfg}|{data}|{epochs}|{args['imgsz']}|{args['seed']}|{GENERATOR_VERSION}"
-    cached = cache_home() / "teachers" / f"{Path(cfg).stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
+    (`teacher_path`; the model yaml names the task: yolov8s-seg.yaml)."""
+    cached = teacher_path(cfg, data, epochs, args["imgsz"], args["seed"])
     if not cached.exists():
         trainer = train_with_threads(trainer_cls, threads, model=cfg, data=data, name="teacher", epochs=epochs, **args)
         cached.parent.mkdir(parents=True, exist_ok=True)
