@@ -8,7 +8,7 @@ its nominal batch of 64 first; the same for every variant here).
 
 The teacher only needs the right architecture for timing: a `.yaml` is built at random initialisation (default); a
 `.pt` is used as is. With feature losses only, our teacher stops after its last tapped layer (it skips its Detect
-head), so such a step can be under the floor; head losses (the default, head_kd) run the whole teacher.
+head), so such a step can be under the floor; head losses (the default, LD) run the whole teacher.
 
 Peak memory: on CUDA torch.cuda.max_memory_allocated() over the variant's steps; on CPU null (peak RSS is per process
 and the variants are interleaved in one process, so it cannot be attributed).
@@ -43,7 +43,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--iters", type=int, default=None, help="timed steps per variant, default 50 (30 with --quick)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps per variant first, default 5 (3 quick)")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
-    p.add_argument("--recipes", nargs="+", default=["head_kd", "cwd_mimic"], help="the default recipe must be one")
+    p.add_argument(
+        "--recipes", nargs="+", default=["ld", "head_kd", "cwd_mimic"], help="the default recipe must be one"
+    )
     p.add_argument("--dis", type=float, default=6.0, help="Ultralytics' distillation weight (its default 6.0)")
     p.add_argument("--profile-steps", type=int, default=3, help="steps of our default recipe under torch.profiler")
     a = p.parse_args()

@@ -3,8 +3,8 @@ Ultralytics' built-in `distill_model`, each task read on its own output's mAP.
 
 Per task, on the built-in preset of that task (`shapes-seg`, `shapes-pose`, `shapes-obb`: the images of `shapes` with
 the task's labels), a YOLOv8s teacher of the task is trained once with plain Ultralytics (cached); then, for each seed
-and with identical settings: the YOLOv8n student of the task alone, `head_kd` (the default recipe: class KD and LD on
-the detection part of the heads), `head_kd` plus the task's loss (`mask_kd`, `kpt_kd` or `angle_kd` at `--task-weight`)
+and with identical settings: the YOLOv8n student of the task alone, the default recipe (`recipes.DEFAULT_RECIPE`, on the
+detection part of the heads), the default plus the task's loss (`mask_kd`, `kpt_kd` or `angle_kd` at `--task-weight`)
 and Ultralytics' `distill_model` at its default dis=6. Rows are read as in efficacy.py — by the paired gain over the
 student of the same seed and by the gap recovery GR = (mAP − mAP_student) / (mAP_teacher − mAP_student) — on the
 mAP50-95 of the task's own output (mask mAP for segment, pose mAP for pose, rotated-box mAP for OBB; for segment and
@@ -40,7 +40,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--teacher-epochs", type=int, default=50)
     p.add_argument("--student", default="yolov8n")
     p.add_argument("--epochs", type=int, default=None, help="the students' (default 31; --quick 5)")
-    p.add_argument("--task-weight", type=float, default=1.0, help="weight of the task's loss on top of head_kd")
+    p.add_argument("--task-weight", type=float, default=1.0, help="weight of the task's loss on top of the default")
     p.add_argument("--dis", type=float, nargs="*", default=[6.0], help="Ultralytics distill_model's dis (none: skip)")
     p.add_argument("--imgsz", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
@@ -66,9 +66,11 @@ def measure(task: str, data: str, args: argparse.Namespace, seeds: list[int], ep
     """One task's teacher and rows."""
     suffix, _, loss = TASKS[task]
     t_pt, teacher = task_teacher(task, data, args)
-    methods = [("student", "student", {}), ("yolodistill:head_kd", "yolodistill", {"recipe": "head_kd"})]
-    methods.append((f"yolodistill:head_kd:{loss}={args.task_weight:g}", "yolodistill",
-                    {"recipe": "head_kd", loss: args.task_weight}))  # fmt: skip
+    from yolodistill.recipes import DEFAULT_RECIPE as default
+
+    methods = [("student", "student", {}), (f"yolodistill:{default}", "yolodistill", {"recipe": default})]
+    methods.append((f"yolodistill:{default}:{loss}={args.task_weight:g}", "yolodistill",
+                    {"recipe": default, loss: args.task_weight}))  # fmt: skip
     methods += [("ultralytics:distill_model", "ultralytics", {"dis": d}) for d in args.dis]
     run = dict(epochs=epochs, imgsz=args.imgsz, batch=args.batch, device=args.device)
     # the students first (every row pairs with them), then seed-major: a run cut short has whole pairs
@@ -79,7 +81,7 @@ def measure(task: str, data: str, args: argparse.Namespace, seeds: list[int], ep
     rows = []
     for m, (name, _, extra) in enumerate(methods):
         runs = [{"seed": s, **results[(f"{out}-{task}-m{m}-s{s}", s)]} for s in seeds]
-        r = row(name, extra == {"recipe": "head_kd"}, runs, **({"dis": extra["dis"]} if "dis" in extra else {}))
+        r = row(name, extra == {"recipe": default}, runs, **({"dis": extra["dis"]} if "dis" in extra else {}))
         if "box_map50_95" in runs[0]:
             r["box_map50_95_mean"] = mean_std([x["box_map50_95"] for x in runs])[0]
         rows.append(r)

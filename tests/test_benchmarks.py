@@ -149,17 +149,17 @@ def test_regime_script(tmp_path, data_yaml, teacher_pt):
 def test_overhead_script(tmp_path, data_yaml):
     result, _ = run_script(
         "overhead.py", tmp_path, "--data", str(data_yaml), "--imgsz", str(IMGSZ), "--batch", "2", "--iters", "2",
-        "--warmup", "1", "--recipes", "head_kd", "cwd_mimic", "--profile-steps", "1",
+        "--warmup", "1", "--recipes", "ld", "cwd_mimic", "--profile-steps", "1",
     )  # fmt: skip
     rows = {r["method"]: r for r in result["rows"]}
     assert list(rows) == [
         "student",
         "floor",
-        "yolodistill:head_kd",
+        "yolodistill:ld",
         "yolodistill:cwd_mimic",
         "ultralytics:distill_model",
     ]
-    assert rows["yolodistill:head_kd"]["default"] and not rows["yolodistill:cwd_mimic"]["default"]
+    assert rows["yolodistill:ld"]["default"] and not rows["yolodistill:cwd_mimic"]["default"]
     for r in rows.values():
         assert r["step_s"] > 0 and r["ratio_to_floor"] == pytest.approx(r["step_s"] / rows["floor"]["step_s"])
     assert result["profile_default_recipe"], "the profiler table of the default recipe is empty"
@@ -176,7 +176,7 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     scratch = first["regimes"]["scratch"]
     assert [(r["method"], r["default"]) for r in scratch["rows"]] == [
         ("student", False),
-        ("yolodistill:head_kd", True),
+        ("yolodistill:ld", True),
         ("yolodistill:head_kd:balance=0.5", False),
         ("ultralytics:distill_model", True),
     ]
@@ -193,8 +193,9 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     assert second["regimes"]["scratch"]["rows"] == scratch["rows"]
     pretrained = second["regimes"]["pretrained"]
     assert pretrained["settings"]["student"].endswith(".pt")  # trained first with plain Ultralytics, then fine-tuned
-    distill = tmp_path / "runs" / "suite_toy-pretrained-yolodistill_head_kd-s0" / "distill.yaml"
-    assert yaml.safe_load(distill.read_text())["recipe"]["cls_kd"] == load_recipe("head_kd").cls_kd
+    distill = tmp_path / "runs" / "suite_toy-pretrained-yolodistill_ld-s0" / "distill.yaml"
+    recipe = yaml.safe_load(distill.read_text())["recipe"]
+    assert (recipe["ld"], recipe["cls_kd"]) == (load_recipe("ld").ld, 0)  # the default: LD alone
 
     # every run kept and the teacher gone: the regime is tabulated again from the kept runs, not trained again
     teacher.unlink()
@@ -207,7 +208,7 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     monkeypatch.setitem(report.GENERATORS, "suite", lambda: report.suite_tables(second))
     text = report.render(readme)
     assert text.startswith("intro\n<!-- suite:start -->\n| regime |") and text.endswith("<!-- suite:end -->\nrest\n")
-    assert "| `yolodistill:head_kd:balance=0.5` | " in text and "| `yolodistill:head_kd` *default* | " in text
+    assert "| `yolodistill:head_kd:balance=0.5` | " in text and "| `yolodistill:ld` *default* | " in text
     assert "old" not in text
     assert report.render(text) == text  # generated once, stable
 
@@ -309,8 +310,8 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
     rows = {x["method"]: x for x in r["rows"]}
     assert list(rows) == [
         "student",
-        "yolodistill:head_kd",
-        "yolodistill:head_kd:mask_kd=1",
+        "yolodistill:ld",
+        "yolodistill:ld:mask_kd=1",
         "ultralytics:distill_model",
     ]
     assert [x["default"] for x in rows.values()] == [False, True, False, False]
@@ -323,3 +324,18 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
     again, stdout = run_script("tasks.py", tmp_path, *toy)
     assert stdout.count("finished before with these settings, kept") == 4
     assert again["tasks"] == result["tasks"]
+
+
+def test_long_regime_row_says_when_its_own_aims_are_missed():
+    def regime(plateau, teacher):
+        student = {"method": "student", "default": False, "map50_95_mean": 0.3, "map50_95_std": 0.01}
+        ours = {"method": "yolodistill:ld", "default": True, "gap_recovery": 0.5, "paired_gain_mean": 0.1,
+                "paired_gain_se": 0.01, "paired_gain": [0.1]}  # fmt: skip
+        return {"settings": {"about": "x"}, "teacher": {"map50_95": teacher}, "reference_map50_95": teacher,
+                "student_plateau": plateau, "rows": [student, ours]}  # fmt: skip
+
+    missed = report.suite_tables({"regimes": {"long": regime(0.05, 0.35)}})
+    assert "plateau > 0.01" in missed and "teacher < 0.1 above the student" in missed
+    met = report.suite_tables({"regimes": {"long": regime(0.005, 0.6)}})
+    assert "regime aim missed" not in met
+    assert "regime aim missed" not in report.suite_tables({"regimes": {"scratch": regime(0.05, 0.35)}})

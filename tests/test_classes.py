@@ -37,7 +37,7 @@ def _trainer(data_yaml, teacher, project, **kw):
 
 
 def test_teacher_channels_are_the_data_classes_by_name(workdir, data_yaml, superset_pt):
-    trainer = _trainer(data_yaml, superset_pt, workdir / "runs", name="superset-unit")
+    trainer = _trainer(data_yaml, superset_pt, workdir / "runs", name="superset-unit", recipe="head_kd")  # class KD too
     assert trainer.plan.teacher_classes == [SUPERSET.index(n) for n in CLASS_NAMES] == [6, 5, 4, 3, 2, 1]
     distiller, student = trainer.distiller, trainer.get_model("yolov8n.yaml", verbose=False)
     student.args = trainer.args  # the detection criterion reads its gains from here

@@ -89,7 +89,7 @@ def teachers(workdir):
     [
         ((0, 1), ["recipe=cwd_mimic"], "an ensemble of teachers distils head outputs (cls_kd, ld, box_kd), but the "
                                         "recipe also has cwd, mimic: set cwd=0, mimic=0"),
-        ((0, 2), ["ld=0"], "cannot be averaged with"),
+        ((0, 2), ["recipe=head_kd", "ld=0"], "cannot be averaged with"),
     ],
 )  # fmt: skip
 def test_what_cannot_be_averaged_is_one_line(which, extra, message, teachers, data_yaml, tmp_path, capsys):

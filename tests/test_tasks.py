@@ -64,7 +64,7 @@ def test_an_ensemble_of_task_teachers_is_of_one_task_and_distils_its_detection_p
     assert "is a detect model but teacher" in err and "an ensemble is of one task" in err
     err = _cli_error(capsys, tmp_path, teacher=f"[{pair[0]},{pair[1]}]", mask_kd=1, **seg)
     assert "an ensemble of teachers distils head outputs" in err and "mask_kd" in err
-    plan = _plan("segment", pair, task_data["segment"], student_yaml("segment"))
+    plan = _plan("segment", pair, task_data["segment"], student_yaml("segment"), recipe="head_kd")
     terms, items = distil_step(Distiller.from_plan(plan), _student("segment"), torch.rand(2, 3, IMGSZ, IMGSZ))
     assert set(items) == {"cls_kd_loss", "ld_loss"} and torch.isfinite(terms).all() and (terms > 0).all()
 
@@ -149,7 +149,7 @@ def test_task_losses_read_the_task_heads_and_train_their_branches(task, task_tea
     """head_kd plus the task's loss on a task teacher and student (random weights): every term > 0, and the task loss's
     gradient reaches the student's task branch (cv4: mask coefficients, keypoints, angles; the prototypes too)."""
     loss = TASKS[task][1]
-    plan = _plan(task, task_teachers[task], task_data[task], student_yaml(task), **{loss: 1.0})
+    plan = _plan(task, task_teachers[task], task_data[task], student_yaml(task), recipe="head_kd", **{loss: 1.0})
     distiller, student = Distiller.from_plan(plan), _student(task)
     assert list(distiller.weights) == ["cls_kd", "ld", loss]
     x = torch.rand(2, 3, IMGSZ, IMGSZ)

@@ -28,12 +28,12 @@ def distill(
     """Distil `teacher` (a detect, segment, pose or obb .pt, or a list: an ensemble) into `student` (a model yaml or
     .pt of the teacher's task) on `data`, with the trainer of that task (`trainer.TRAINERS`).
 
-    `recipe` None takes the default, `head_kd` (`lowres` when `teacher_imgsz` > `imgsz`). `unlabeled`: images without
-    labels to distil from as well (a folder, a .txt list or a glob; `unlabeled_ratio` per labelled image in a batch;
-    see yolodistill.unlabeled). `train_args` are Ultralytics train arguments (epochs, imgsz, batch, device, ...),
-    `teacher_imgsz`, `unlabeled_ratio`, `assistant` (Teacher–Assistant–Student: yolodistill.assistant) and overrides
-    of any recipe key (the fields of `yolodistill.recipes.Recipe`). Bad input raises `yolodistill.DistillError`
-    with a one-line message before anything is written.
+    `recipe` None takes the default, `recipes.DEFAULT_RECIPE` (`LOWRES_RECIPE` when `teacher_imgsz` > `imgsz`).
+    `unlabeled`: images without labels to distil from as well (a folder, a .txt list or a glob; `unlabeled_ratio` per
+    labelled image in a batch; see yolodistill.unlabeled). `train_args` are Ultralytics train arguments (epochs, imgsz,
+    batch, device, ...), `teacher_imgsz`, `unlabeled_ratio`, `assistant` (Teacher–Assistant–Student:
+    yolodistill.assistant) and overrides of any recipe key (the fields of `yolodistill.recipes.Recipe`). Bad input
+    raises `yolodistill.DistillError` with a one-line message before anything is written.
 
     Example:
         >>> metrics, best, _ = distill("yolov8l.pt", "yolov8n.yaml", "my.yaml", epochs=100)

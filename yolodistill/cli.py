@@ -13,7 +13,7 @@ HELP = f"""yolodistill {__version__}: distil a big Ultralytics YOLO detector int
 
 Usage: yolodistill COMMAND key=value ...
 
-  train   teacher=big.pt student=yolov8n.yaml data=data.yaml [recipe=head_kd] [teacher_imgsz=N] [any yolo train arg]
+  train   teacher=big.pt student=yolov8n.yaml data=data.yaml [recipe=NAME] [teacher_imgsz=N] [any yolo train arg]
           e.g. yolodistill train teacher=yolov8l.pt student=yolov8n.yaml data=their.yaml epochs=100 imgsz=640
           resume: yolodistill train resume=runs/detect/train/weights/last.pt
   export  model=runs/detect/train/weights/best.pt format=onnx [verify=True] [any yolo export arg]
@@ -25,7 +25,8 @@ Distillation arguments (besides every Ultralytics train argument):
                   the run's: student and data of that task, e.g. student=yolov8n-seg.yaml data=shapes-seg), or a
                   list teacher=[a.pt,b.pt]: an ensemble, head outputs averaged
   student         model yaml (yolov8n.yaml) or .pt to start from (alias: model; its head is rebuilt for the data)
-  recipe          bundled name ({{recipes}}) or path to a recipe yaml; default head_kd (lowres if teacher_imgsz > imgsz)
+  recipe          bundled name ({{recipes}}) or path to a recipe yaml;
+                  default {{default}} ({{lowres}} if teacher_imgsz > imgsz)
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
   unlabeled       images without labels to distil from: a folder, a .txt list or a glob
   assistant       true: with teacher_imgsz > imgsz, first train an assistant (the teacher at imgsz, distilled from
@@ -86,9 +87,10 @@ COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {"train": train, "export
 
 def _help() -> str:
     from .data import registry
-    from .recipes import available, recipe_help
+    from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, available, recipe_help
 
-    fill = {"{recipes}": ", ".join(available()), "{datasets}": ", ".join(registry()), "{recipe_keys}": recipe_help()}
+    fill = {"{recipes}": ", ".join(available()), "{datasets}": ", ".join(registry()), "{recipe_keys}": recipe_help(),
+            "{default}": DEFAULT_RECIPE, "{lowres}": LOWRES_RECIPE}  # fmt: skip
     text = HELP
     for key, value in fill.items():
         text = text.replace(key, value)
