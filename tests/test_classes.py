@@ -58,7 +58,7 @@ def test_teacher_channels_are_the_data_classes_by_name(workdir, data_yaml, super
 
 @pytest.mark.slow
 def test_a_superset_teacher_trains_every_head_loss(workdir, data_yaml, superset_pt):
-    keys = dict(box_kd=1.0, box_kd_weights="bckd", cross_kd=1.0, cls_kd_weighted=True, cls_kd_beta=1.0)
+    keys = dict(recipe="head_kd", box_kd=1, box_kd_weights="bckd", cross_kd=1, cls_kd_weighted=True, cls_kd_beta=1)
     trainer = _trainer(data_yaml, superset_pt, workdir / "runs", name="superset", **keys)
     trainer.train()
     with open(trainer.csv) as f:

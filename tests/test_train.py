@@ -15,6 +15,7 @@ from conftest import IMGSZ, train_args
 from ultralytics.nn.tasks import DetectionModel
 
 from yolodistill import DistillationTrainer, distill
+from yolodistill.recipes import DEFAULT_RECIPE
 from yolodistill.trainer import CKPT_KEY
 
 pytestmark = pytest.mark.slow  # every test here trains a model
@@ -25,7 +26,7 @@ def test_cli_run_writes_an_ultralytics_run(distilled_run):
     assert (weights / "best.pt").is_file() and (weights / "last.pt").is_file()
     with open(distilled_run / "results.csv") as f:
         header = next(csv.reader(f))
-    assert "train/cls_kd_loss" in header and "train/ld_loss" in header  # the default recipe, head_kd
+    assert "train/ld_loss" in header and "train/cls_kd_loss" not in header  # the default recipe, ld: LD alone
     assert "metrics/mAP50-95(B)" in header
     assert not any(k.startswith("val/") and ("cls_kd" in k or "ld_loss" in k) for k in header)
     assert (distilled_run / "distill.yaml").is_file()
@@ -42,7 +43,7 @@ def test_checkpoint_is_a_plain_student(distilled_run, data_yaml):
     ckpt = torch.load(best, map_location="cpu", weights_only=False)
     vanilla = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=6, verbose=False).parameters())
     assert sum(p.numel() for p in ckpt["model"].parameters()) == vanilla
-    assert ckpt[CKPT_KEY]["recipe"]["cls_kd"] > 0 and ckpt[CKPT_KEY]["adapters"] == {}  # head_kd needs no adapters
+    assert ckpt[CKPT_KEY]["recipe"]["ld"] > 0 and ckpt[CKPT_KEY]["adapters"] == {}  # the default needs no adapters
     # Plain Ultralytics, with yolodistill made unimportable, validates and predicts with the checkpoint.
     code = (
         "import sys; sys.modules['yolodistill'] = None\n"
@@ -167,7 +168,7 @@ def test_demo_prints_the_three_rows_and_caches_the_teacher(workdir, data_yaml, m
     assert [k.split()[0] for k in table] == ["teacher", "student", "distilled"]
     assert all(0.0 <= v["mAP50-95"] <= v["mAP50"] <= 1.0 for v in table.values())
     out = capsys.readouterr().out
-    assert "mAP50-95" in out and "distilled (head_kd, 1 ep)" in out and "gap recovery" in out
+    assert "mAP50-95" in out and f"distilled ({DEFAULT_RECIPE}, 1 ep)" in out and "gap recovery" in out
     threads = f"Trained on a CPU, torch on {os.cpu_count()} threads: these figures and the time taken vary by machine"
     assert threads in out
     assert (workdir / "demo" / "demo.png").stat().st_size > 0
