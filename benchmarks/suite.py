@@ -166,8 +166,8 @@ def measure(name: str, regime: Regime, args: argparse.Namespace, out: str, befor
     jobs = [dict(method=methods[m][1], model=student, data=data, teacher=t_pt, name=f"{labels[m]}-s{s}", seed=s,
                  **run, **methods[m][2]) for s, m in order]  # fmt: skip
     teacher = before.get("teacher", {})
-    if t_pt.is_file() or teacher.get("checkpoint") != str(t_pt) or not all(common.kept_record(threads=1, **j)[0]
-                                                                           .is_file() for j in jobs):  # fmt: skip
+    all_kept = all(common.kept_record(threads=1, **j)[0].is_file() for j in jobs)
+    if t_pt.is_file() or teacher.get("checkpoint") != str(t_pt) or not all_kept:
         trained(regime.teacher, data, regime.teacher_epochs, full, regime.batch, args.device)
         if regime.pretrained_on:
             trained(regime.student, source, regime.pretrained_epochs, full, regime.batch, args.device)
