@@ -6,6 +6,8 @@
 Generated parts: `suite` (from suite.json): per regime its settings and baselines, then method by regime — gap
 recovery and paired gain ± se — each method's worst regime (the default is the method whose worst regime is best),
 and the goal in each regime for the default (GR ≥ 40 %, ≥ 2× Ultralytics' built-in, paired gain > 2 se).
+`tasks` (from tasks.json): per task its regime, the rows read on the task's own output, and the goal for each
+yolodistill row (GR ≥ 40 % and above Ultralytics' built-in).
 `unlabeled` (from unlabeled.json): each run against the student on the labelled share, the share of the gap to all
 labels it recovers, and the goal for the unlabelled images.
 """
@@ -25,6 +27,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 GOAL_GR, GOAL_RATIO, GOAL_SE = 0.40, 2.0, 2.0
 PLATEAU_REGIMES, PLATEAU_AIM, GAP_AIM = ("long",), 0.01, 0.10  # the regimes that must train until the student plateaus
+TASK_LEARNS = 0.2  # a task's regime: the student alone reaches this on its own metric, the teacher GAP_AIM above it
+TASK_OUTPUT = {"seg": "mask", "pose": "pose", "box": "rotated-box"}  # tasks.json's `metric` → what the rows read
 
 
 def _pct(x: float | None) -> str:
@@ -131,6 +135,63 @@ def _leaders(methods: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def task_tables(result: dict[str, Any]) -> str:
+    """tasks.py's tasks (each of tasks.TASKS, measured or not): the regime, a row per run on the task's own mAP50-95
+    with the box mAP50-95 beside it, whether the regime lets the student learn, and the goal of each yolodistill row."""
+    from tasks import TASKS
+
+    lines = []
+    for task in TASKS:
+        if task not in result["tasks"]:
+            lines += [f"**{task}**: not measured yet (`python benchmarks/tasks.py --tasks {task}`).", ""]
+            continue
+        t = result["tasks"][task]
+        s, teacher, rows = t["settings"], t["teacher"], t["rows"]
+        output = TASK_OUTPUT[t["metric"]]
+        box = "box_map50_95" in teacher
+        lines += [
+            f"**{task}** ({output} mAP50-95): `{teacher['model']}` teacher, {teacher['epochs']} epochs, "
+            f"{teacher['map50_95']:.3f}" + (f" (boxes {teacher['box_map50_95']:.3f})" if box else "")
+            + f"; students {s['epochs']} epochs at {s['imgsz']} px, batch {s['batch']}, seeds "
+            f"{', '.join(map(str, s['seeds']))}.",
+            "",
+            f"| run | {output} mAP50-95 per seed | {output} mAP50-95 | paired gain ± se | GR |"
+            + (" box mAP50-95 |" if box else ""),
+            "|---|---|---|---|---|" + ("---|" if box else ""),
+        ]  # fmt: skip
+        for r in rows:
+            per_seed = " / ".join(f"{p['map50_95']:.3f}" for p in r["per_seed"])
+            cells = [
+                _name(r) + (" *default*" if r["default"] else ""),
+                per_seed,
+                f"{r['map50_95_mean']:.3f} ± {r['map50_95_std']:.3f}",
+                _gain(r),
+                _pct(r["gap_recovery"]),
+            ]
+            cells += [f"{r['box_map50_95_mean']:.3f}"] if box else []
+            lines.append("| " + " | ".join(cells) + " |")
+        student = rows[0]["map50_95_mean"]
+        regime = []
+        if student < TASK_LEARNS:
+            regime.append(f"the student alone < {TASK_LEARNS:g}")
+        if teacher["map50_95"] - student < GAP_AIM:
+            regime.append(f"the teacher < {GAP_AIM:g} above the student")
+        lines += ["", "Regime: " + ("the student learns and the teacher is ≥ 0.1 above it" if not regime
+                                    else "aim missed: " + "; ".join(regime)) + "."]  # fmt: skip
+        builtin = next((r["gap_recovery"] for r in rows if r["method"].startswith("ultralytics")), None)
+        for r in rows:
+            if not r["method"].startswith("yolodistill"):
+                continue
+            gr, missed = r["gap_recovery"], []
+            if gr is None or gr < GOAL_GR:
+                missed.append(f"GR {_pct(gr)} < 40 %")
+            if builtin is not None and (gr is None or gr <= builtin):
+                missed.append(f"not above the built-in's {_pct(builtin)}")
+            lines.append(f"Goal, {_name(r)}: " + ("met" if not missed else "missed: " + "; ".join(missed)) + ".  ")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
 def _few_epochs(settings: dict[str, Any]) -> str:
     """How long the runs on the labelled share train, where it is not `epochs` (unlabeled.py --steps-matched)."""
     few = settings.get("labelled_share_epochs", settings["epochs"])
@@ -197,6 +258,7 @@ def _from(name: str, make: Any, command: str | None = None) -> Any:
 
 GENERATORS = {
     "suite": _from("suite", suite_tables),
+    "tasks": _from("tasks", task_tables),
     "unlabeled": _from("unlabeled", unlabeled_table),
     "unlabeled_steps": _from(
         "unlabeled_steps", unlabeled_table, "python benchmarks/unlabeled.py --steps-matched --cases few --ratios"

@@ -303,9 +303,12 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
     mAP with the boxes' beside, kept runs read back."""
     toy = ["--tasks", "segment", "--data", str(task_data["segment"]), "--teacher-epochs", "1", "--epochs", "1",
            "--imgsz", str(IMGSZ), "--batch", "8", "--seeds", "0", "--out", "tasks_toy"]  # fmt: skip
+    measured_before = {"metric": "pose", "settings": {"epochs": 99}, "rows": []}  # another task, kept beside it
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "tasks_toy.json").write_text(json.dumps({"tasks": {"pose": measured_before}}))
     result, _ = run_script("tasks.py", tmp_path, *toy)
     r = result["tasks"]["segment"]
-    assert list(result["tasks"]) == ["segment"] and r["metric"] == "seg"
+    assert result["tasks"]["pose"] == measured_before and r["metric"] == "seg" and r["settings"]["epochs"] == 1
     assert r["teacher"]["model"] == "yolov8s-seg.yaml" and Path(r["teacher"]["checkpoint"]).is_file()
     rows = {x["method"]: x for x in r["rows"]}
     assert list(rows) == [
@@ -324,6 +327,36 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
     again, stdout = run_script("tasks.py", tmp_path, *toy)
     assert stdout.count("finished before with these settings, kept") == 4
     assert again["tasks"] == result["tasks"]
+
+
+def test_task_tables_read_each_task_on_its_own_output_and_name_missed_aims():
+    def run(method, default, maps, gr=None, gain=None):
+        r = {
+            "method": method,
+            "default": default,
+            "per_seed": [{"map50_95": m} for m in maps],
+            "map50_95_mean": sum(maps) / len(maps),
+            "map50_95_std": 0.01,
+            "gap_recovery": gr,
+            "box_map50_95_mean": 0.5,
+        }
+        return r | ({} if gain is None else {"paired_gain_mean": gain, "paired_gain_se": 0.01})
+
+    def task(student, teacher, ours_gr):
+        rows = [run("student", False, [student, student]), run("yolodistill:ld", True, [0.3, 0.31], ours_gr, 0.05),
+                run("ultralytics:distill_model", False, [0.26, 0.27], 0.2, 0.01) | {"dis": 6.0}]  # fmt: skip
+        return {"metric": "seg", "settings": {"epochs": 31, "imgsz": 128, "batch": 16, "seeds": [0, 1]},
+                "teacher": {"model": "yolov8s-seg.yaml", "epochs": 50, "map50_95": teacher, "box_map50_95": 0.6},
+                "rows": rows}  # fmt: skip
+
+    text = report.task_tables({"tasks": {"segment": task(0.25, 0.45, 0.5)}})
+    assert "| run | mask mAP50-95 per seed | mask mAP50-95 | paired gain ± se | GR | box mAP50-95 |" in text
+    assert "| `yolodistill:ld` *default* | 0.300 / 0.310 | 0.305 ± 0.010 | +0.050 ± 0.010 | 50 % | 0.500 |" in text
+    assert "Regime: the student learns" in text and "Goal, `yolodistill:ld`: met." in text
+    assert "**pose**: not measured yet" in text and "**obb**: not measured yet" in text
+    weak = report.task_tables({"tasks": {"segment": task(0.15, 0.2, 0.1)}})
+    assert "aim missed: the student alone < 0.2; the teacher < 0.1 above the student" in weak
+    assert "Goal, `yolodistill:ld`: missed: GR 10 % < 40 %; not above the built-in's 20 %." in weak
 
 
 def test_long_regime_row_says_when_its_own_aims_are_missed():
