@@ -27,6 +27,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 GOAL_GR, GOAL_RATIO, GOAL_SE = 0.40, 2.0, 2.0
 PLATEAU_REGIMES, PLATEAU_AIM, GAP_AIM = ("long",), 0.01, 0.10  # the regimes that must train until the student plateaus
+SUITE_BUDGET_H = 5  # the whole suite, teachers cached, in hours of this 2-core machine
 TASK_LEARNS = 0.2  # a task's regime: the student alone reaches this on its own metric, the teacher GAP_AIM above it
 TASK_OUTPUT = {"seg": "mask", "pose": "pose", "box": "rotated-box"}  # tasks.json's `metric` → what the rows read
 
@@ -109,7 +110,18 @@ def suite_tables(result: dict[str, Any]) -> str:
         note += "" if len(by_regime) == len(regimes) else " (of those it ran in)"
         default = any(r["default"] and r["method"].startswith("yolodistill") for r in by_regime.values())
         lines.append(f"| {method}{' *default*' if default else ''} | " + " | ".join(cells) + f" | {note} |")
-    return "\n".join(lines + _leaders(methods))
+    return "\n".join(lines + _leaders(methods) + [_cost(regimes)])
+
+
+def _cost(regimes: dict[str, dict[str, Any]]) -> str:
+    """The suite's training time, each run counted once (a run two regimes share, e.g. `scratch`'s student in
+    `cross_family`, has the same figures in both), against the budget; not the teachers (trained once, cached)."""
+    runs = {(p["map50_95"], p["time_s"]) for reg in regimes.values() for r in reg["rows"] for p in r["per_seed"]}
+    hours = sum(t for _, t in runs) / 3600
+    return (
+        f"Cost of the runs above: {len(runs)} runs, {hours:.1f} h of one-thread training, about {hours / 2:.1f} h of "
+        f"this 2-core machine with two side by side (budget: {SUITE_BUDGET_H:g} h)."
+    )
 
 
 def _leaders(methods: dict[str, dict[str, dict[str, Any]]]) -> list[str]:

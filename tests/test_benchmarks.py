@@ -361,9 +361,11 @@ def test_task_tables_read_each_task_on_its_own_output_and_name_missed_aims():
 
 def test_long_regime_row_says_when_its_own_aims_are_missed():
     def regime(plateau, teacher):
-        student = {"method": "student", "default": False, "map50_95_mean": 0.3, "map50_95_std": 0.01}
+        student = {"method": "student", "default": False, "map50_95_mean": 0.3, "map50_95_std": 0.01,
+                   "per_seed": [{"map50_95": 0.3, "time_s": 1800.0}]}  # fmt: skip
         ours = {"method": "yolodistill:ld", "default": True, "gap_recovery": 0.5, "paired_gain_mean": 0.1,
-                "paired_gain_se": 0.01, "paired_gain": [0.1]}  # fmt: skip
+                "paired_gain_se": 0.01, "paired_gain": [0.1],
+                "per_seed": [{"map50_95": 0.4, "time_s": 3600.0}]}  # fmt: skip
         return {"settings": {"about": "x"}, "teacher": {"map50_95": teacher}, "reference_map50_95": teacher,
                 "student_plateau": plateau, "rows": [student, ours]}  # fmt: skip
 
@@ -372,3 +374,6 @@ def test_long_regime_row_says_when_its_own_aims_are_missed():
     met = report.suite_tables({"regimes": {"long": regime(0.005, 0.6)}})
     assert "regime aim missed" not in met
     assert "regime aim missed" not in report.suite_tables({"regimes": {"scratch": regime(0.05, 0.35)}})
+    # the cost line counts a run two regimes share (the same figures in both) once
+    shared = report.suite_tables({"regimes": {"scratch": regime(0.05, 0.35), "cross_family": regime(0.05, 0.35)}})
+    assert "Cost of the runs above: 2 runs, 1.5 h of one-thread training, about 0.8 h" in shared
