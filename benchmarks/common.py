@@ -79,6 +79,12 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def measured(name: str, key: str) -> dict[str, Any]:
+    """The `key` entry (regimes, tasks) of benchmarks/results/<name>.json as written before; {} when there is none."""
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text())[key] if path.is_file() else {}
+
+
 def random_checkpoint(cfg: str, names: list[str], path: Path, seed: int = 0) -> Path:
     """A random-init detection checkpoint saved the way Ultralytics does (for timing only: weights do not matter)."""
     from ultralytics.nn.tasks import DetectionModel

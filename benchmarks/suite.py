@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -199,8 +198,7 @@ def main() -> None:
     args = parse_args()
     out = args.out or common.result_name("suite", args.quick)
     names = args.regimes or (["scratch", "pretrained"] if args.quick else list(REGIMES))
-    path = common.RESULTS / f"{out}.json"
-    done = json.loads(path.read_text())["regimes"] if path.is_file() else {}
+    done = common.measured(out, "regimes")
     for name in names:
         regime = with_changes(name, REGIMES[name], args.set)
         if args.quick:

@@ -23,7 +23,6 @@ The regime must let the student learn (its task mAP50-95 >= 0.2) under a teacher
 from __future__ import annotations
 
 import argparse
-import json
 
 import common
 from common import gap_recovery, mean_std, paired, row, table, train_all, write_json
@@ -107,8 +106,7 @@ def main() -> None:
     epochs = args.epochs or (5 if args.quick else 31)
     out = args.out or common.result_name("tasks", args.quick)
     data = args.data or [TASKS[t][1] for t in args.tasks]
-    path = common.RESULTS / f"{out}.json"
-    done = json.loads(path.read_text())["tasks"] if path.is_file() else {}
+    done = common.measured(out, "tasks")
     for task, d in zip(args.tasks, data):
         done[task] = measure(task, resolve_data(d), args, seeds, epochs, out)
         write_json(out, {"mode": "quick" if args.quick else "full", "tasks": done})  # a run cut short keeps its tasks
