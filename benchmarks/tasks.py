@@ -1,15 +1,15 @@
-"""Segment, pose and OBB students: the student alone, the default recipe, the default recipe with the task's loss, and
-Ultralytics' built-in `distill_model`, each task read on its own output's mAP.
+"""Segment, pose and OBB students: the student alone, the default recipe, the default recipe with each of the task's
+losses, and Ultralytics' built-in `distill_model`, each task read on its own output's mAP.
 
 Per task, on the built-in preset of that task (`shapes-seg`, `shapes-pose`, `shapes-obb`: the images of `shapes` with
 the task's labels), a YOLOv8s teacher of the task is trained once with plain Ultralytics (cached); then, for each seed
 and with identical settings: the YOLOv8n student of the task alone, the default recipe (`recipes.DEFAULT_RECIPE`, on the
-detection part of the heads), the default plus the task's loss (`mask_kd`, `kpt_kd` or `angle_kd` at `--task-weight`)
-and Ultralytics' `distill_model` at its default dis=6. Rows are read as in efficacy.py — by the paired gain over the
-student of the same seed and by the gap recovery GR = (mAP − mAP_student) / (mAP_teacher − mAP_student) — on the
-mAP50-95 of the task's own output (mask mAP for segment, pose mAP for pose, rotated-box mAP for OBB; for segment and
-pose the box mAP is kept beside it). Two trainings run side by side, one torch thread each; every finished run is kept
-(`common.train`), so an interrupted run continues.
+detection part of the heads), the default plus each of the task's losses (`mask_kd` and `proto_kd`, `kpt_kd` or
+`angle_kd`, at `--task-weight`) and Ultralytics' `distill_model` at its default dis=6. Rows are read as in efficacy.py
+— by the paired gain over the student of the same seed and by the gap recovery GR = (mAP − mAP_student) /
+(mAP_teacher − mAP_student) — on the mAP50-95 of the task's own output (mask mAP for segment, pose mAP for pose,
+rotated-box mAP for OBB; for segment and pose the box mAP is kept beside it). Two trainings run side by side, one torch
+thread each; every finished run is kept (`common.train`), so an interrupted run continues.
 
     python benchmarks/tasks.py --quick                 # 1 seed, 5 epochs, every task: a smoke test, not a measurement
     python benchmarks/tasks.py --tasks segment         # 3 seeds on one task
@@ -27,9 +27,9 @@ import argparse
 import common
 from common import gap_recovery, mean_std, paired, row, table, train_all, write_json
 
-# task → model yaml suffix, built-in preset, the task's loss
-TASKS = {"segment": ("-seg", "shapes-seg", "mask_kd"), "pose": ("-pose", "shapes-pose", "kpt_kd"),
-         "obb": ("-obb", "shapes-obb", "angle_kd")}  # fmt: skip
+# task → model yaml suffix, built-in preset, the task's losses (a row each, on top of the default)
+TASKS = {"segment": ("-seg", "shapes-seg", ("mask_kd", "proto_kd")), "pose": ("-pose", "shapes-pose", ("kpt_kd",)),
+         "obb": ("-obb", "shapes-obb", ("angle_kd",))}  # fmt: skip
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--teacher-epochs", type=int, default=50)
     p.add_argument("--student", default="yolov8n")
     p.add_argument("--epochs", type=int, default=None, help="the students' (default 31; --quick 5)")
-    p.add_argument("--task-weight", type=float, default=1.0, help="weight of the task's loss on top of the default")
+    p.add_argument("--task-weight", type=float, default=1.0, help="weight of each task loss on top of the default")
     p.add_argument("--dis", type=float, nargs="*", default=[6.0], help="Ultralytics distill_model's dis (none: skip)")
     p.add_argument("--imgsz", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
@@ -65,13 +65,13 @@ def task_teacher(task: str, data: str, args: argparse.Namespace) -> tuple[str, d
 
 def measure(task: str, data: str, args: argparse.Namespace, seeds: list[int], epochs: int, out: str) -> dict:
     """One task's entry of tasks.json: its settings, teacher and rows."""
-    suffix, _, loss = TASKS[task]
+    suffix, _, losses = TASKS[task]
     t_pt, teacher = task_teacher(task, data, args)
     from yolodistill.recipes import DEFAULT_RECIPE as default
 
     methods = [("student", "student", {}), (f"yolodistill:{default}", "yolodistill", {"recipe": default})]
-    methods.append((f"yolodistill:{default}:{loss}={args.task_weight:g}", "yolodistill",
-                    {"recipe": default, loss: args.task_weight}))  # fmt: skip
+    methods += [(f"yolodistill:{default}:{loss}={args.task_weight:g}", "yolodistill",
+                 {"recipe": default, loss: args.task_weight}) for loss in losses]  # fmt: skip
     methods += [("ultralytics:distill_model", "ultralytics", {"dis": d}) for d in args.dis]
     run = dict(epochs=epochs, imgsz=args.imgsz, batch=args.batch, device=args.device)
     # the students first (every row pairs with them), then seed-major: a run cut short has whole pairs

@@ -188,7 +188,7 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     assert scratch["settings"]["student"] == "yolov8n.yaml"  # `--set pretrained.…` changed that regime only
     # the second call reads scratch's 4 runs back and adds the pretrained regime beside it
     second, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", "pretrained", *toy)
-    assert stdout.count("finished before with these settings, kept") == 4
+    assert stdout.count("finished before with these settings, kept") == 5
     assert list(second["regimes"]) == ["scratch", "pretrained"]
     assert second["regimes"]["scratch"]["rows"] == scratch["rows"]
     pretrained = second["regimes"]["pretrained"]
@@ -200,7 +200,7 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     # every run kept and the teacher gone: the regime is tabulated again from the kept runs, not trained again
     teacher.unlink()
     third, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", *toy)
-    assert stdout.count("finished before with these settings, kept") == 4 and not teacher.exists()
+    assert stdout.count("finished before with these settings, kept") == 5 and not teacher.exists()
     assert third["regimes"]["scratch"]["rows"] == scratch["rows"]
     assert third["regimes"]["scratch"]["teacher"] == scratch["teacher"]
 
@@ -299,8 +299,8 @@ def test_unlabeled_script_splits_the_labels_and_reads_each_row(tmp_path, data_ya
 
 @pytest.mark.slow
 def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
-    """A toy run of benchmarks/tasks.py on one task (not a measurement): its teacher, the four rows read on the masks'
-    mAP with the boxes' beside, kept runs read back."""
+    """A toy run of benchmarks/tasks.py on one task (not a measurement): its teacher, the five rows (one per task loss)
+    read on the masks' mAP with the boxes' beside, kept runs read back."""
     toy = ["--tasks", "segment", "--data", str(task_data["segment"]), "--teacher-epochs", "1", "--epochs", "1",
            "--imgsz", str(IMGSZ), "--batch", "8", "--seeds", "0", "--out", "tasks_toy"]  # fmt: skip
     measured_before = {"metric": "pose", "settings": {"epochs": 99}, "rows": []}  # another task, kept beside it
@@ -315,17 +315,19 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
         "student",
         "yolodistill:ld",
         "yolodistill:ld:mask_kd=1",
+        "yolodistill:ld:proto_kd=1",
         "ultralytics:distill_model",
     ]
-    assert [x["default"] for x in rows.values()] == [False, True, False, False]
+    assert [x["default"] for x in rows.values()] == [False, True, False, False, False]
     assert all("box_map50_95_mean" in x for x in rows.values()) and "box_map50_95" in r["teacher"]
     for x in r["rows"][1:]:
         assert x["paired_gain"] == common.paired(x["per_seed"], rows["student"]["per_seed"])["paired_gain"]
-    state = yaml.safe_load((tmp_path / "runs" / "tasks_toy-segment-m2-s0" / "distill.yaml").read_text())
-    assert state["recipe"]["mask_kd"] == 1.0
+    for m, loss in ((2, "mask_kd"), (3, "proto_kd")):
+        state = yaml.safe_load((tmp_path / "runs" / f"tasks_toy-segment-m{m}-s0" / "distill.yaml").read_text())
+        assert state["recipe"][loss] == 1.0
     assert (tmp_path / "runs" / "teacher").is_dir()  # the teacher trains into the benchmark's runs folder
     again, stdout = run_script("tasks.py", tmp_path, *toy)
-    assert stdout.count("finished before with these settings, kept") == 4
+    assert stdout.count("finished before with these settings, kept") == 5
     assert again["tasks"] == result["tasks"]
 
 

@@ -21,6 +21,7 @@ from yolodistill.losses import (
     MaskKDLoss,
     MimicLoss,
     PKDLoss,
+    ProtoKDLoss,
 )
 
 
@@ -343,6 +344,19 @@ def test_mask_kd_matches_reference(student_hw, topk):
     assert MaskKDLoss(topk)(sc, sp, tc, tp, boxes, t_cls).item() == pytest.approx(expected, rel=1e-6)
     whole = torch.tensor([0.0, 0.0, 5.0, 6.0], dtype=torch.float64).expand(2, 7, 4)  # the whole 6×5 map
     assert MaskKDLoss(topk)(sc, sp, tc, tp, whole, t_cls).item() != pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize("student_hw", [(6, 5), (3, 4)])
+def test_proto_kd_matches_reference_and_ignores_scale_and_shift(student_hw):
+    """PKD of the (adapted) student prototypes against the teacher's, the student's first resized to the teacher's
+    6×5 where it is smaller (a lower-resolution student)."""
+    s, t = rand(0, 2, 4, *student_hw), rand(1, 2, 4, 6, 5)
+    resized = np.stack([[bilinear_reference(m, 6, 5) for m in img] for img in s.numpy()])
+    expected = pkd_reference(resized, t.numpy())
+    assert expected > 0.1
+    assert ProtoKDLoss()(s, t).item() == pytest.approx(expected, rel=1e-6)
+    gain, offset = torch.tensor([3.0, 0.2, 7.0, 1.0]).view(1, 4, 1, 1), torch.tensor([5.0, -1, 0, 2]).view(1, 4, 1, 1)
+    assert ProtoKDLoss()(t * gain + offset, t).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def kpt_kd_reference(s: np.ndarray, t: np.ndarray, t_cls: np.ndarray) -> float:

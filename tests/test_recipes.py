@@ -31,7 +31,7 @@ def test_schedule_factor(schedule, off, expected):
 
 
 def test_loss_keys_come_from_the_table_of_losses():
-    head = ("cls_kd", "ld", "box_kd", "cross_kd", "mask_kd", "kpt_kd", "angle_kd", "pseudo")
+    head = ("cls_kd", "ld", "box_kd", "cross_kd", "mask_kd", "proto_kd", "kpt_kd", "angle_kd", "pseudo")
     assert LOSSES == tuple(TABLE) == ("cwd", "mimic", "pkd", *head)
     assert head == HEAD_LOSSES  # the task losses read the task heads' outputs, pseudo-labels the teacher's boxes
     for name, row in TABLE.items():  # a loss's weight and its parameters are recipe keys

@@ -94,6 +94,7 @@ MISMATCHES = {
     "box labels for a segment teacher": ("segment", "segment", "detect", {}, "has box labels only (cls cx cy w h)"),
     "box labels for an obb teacher": ("obb", "obb", "detect", {}, "use obb data (rotated boxes"),
     "mask_kd on a detector": ("detect", "detect", "detect", {"mask_kd": 1}, "mask_kd needs segment models"),
+    "proto_kd on a detector": ("detect", "detect", "detect", {"proto_kd": 1}, "proto_kd needs segment models"),
     "kpt_kd on a segmenter": ("segment", "segment", "segment", {"kpt_kd": 1}, "kpt_kd needs pose models"),
     "angle_kd on pose": ("pose", "pose", "pose", {"angle_kd": 1}, "angle_kd needs obb models"),
     "kpt_kd at low resolution": ("pose", "pose", "pose", {"kpt_kd": 1, "teacher_imgsz": 128}, "keypoints on one grid"),
@@ -162,6 +163,32 @@ def test_task_losses_read_the_task_heads_and_train_their_branches(task, task_tea
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in head.cv3.parameters())  # class branch: not its job
     if task == "segment":
         assert all(p.grad is not None for p in head.proto.parameters())
+
+
+@pytest.mark.parametrize("lowres", [False, True])
+def test_proto_kd_adapts_the_student_prototypes_and_trains_them(lowres, task_teachers, task_data):
+    """proto_kd's 1×1 adapter (the distiller's last, after the feature taps' and CrossKD's) maps the student's
+    prototypes to the teacher's; its gradient reaches that adapter and the student's Proto module, not the mask
+    coefficients (cv4: mask_kd's job); a half-resolution student's prototypes are resized to the teacher's."""
+    plan = _plan("segment", task_teachers["segment"], task_data["segment"], student_yaml("segment"), lowres=lowres,
+                 recipe="cwd", cross_kd=0.0 if lowres else 1.0, proto_kd=1.0)  # fmt: skip
+    distiller, student = Distiller.from_plan(plan), _student("segment")
+    teacher_head, head = plan.teacher.model[-1], student.model[-1]
+    proto = distiller.adapters[-1]
+    assert (proto.in_channels, proto.out_channels) == (head.nm, teacher_head.nm) == (plan.student_protos, 32)
+    assert len(distiller.adapters) == 3 + (0 if lowres else 6) + 1  # taps, CrossKD's 2 branches × 3 levels, prototypes
+    distiller.attach(student)
+    try:
+        x = torch.rand(2, 3, 2 * IMGSZ if lowres else IMGSZ, 2 * IMGSZ if lowres else IMGSZ)
+        terms, items = distiller(x, student.predict(torch.nn.functional.interpolate(x, size=IMGSZ)))
+    finally:
+        distiller.detach()
+    assert list(items)[-1] == "proto_kd_loss" and 0 < items["proto_kd_loss"] <= 4  # 2·(1 − r) per channel: ≤ 4
+    student.zero_grad()
+    terms[-1].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in (*proto.parameters(), *head.proto.parameters()))
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in head.cv4.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in distiller.adapters[0].parameters())  # not its job
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -242,7 +269,8 @@ def _pickled_modules(path) -> set[str]:
 @pytest.mark.parametrize("task", list(TASKS))
 def test_one_epoch_run_saves_a_plain_student_of_its_task_that_exports(task, task_teachers, task_data, workdir):
     _, loss, metric, predicted = TASKS[task]
-    args = train_args(workdir / "runs", name=f"task-{task}", **{loss: 1.0})
+    losses = (loss, "proto_kd") if task == "segment" else (loss,)  # proto_kd: its adapter stays out of best.pt too
+    args = train_args(workdir / "runs", name=f"task-{task}", **dict.fromkeys(losses, 1.0))
     if task == "obb":  # the Python API; the others through the command line
         result = distill(task_teachers[task], student_yaml(task), task_data[task], **args)
         run, metrics = result.save_dir, result.metrics.results_dict
@@ -253,7 +281,7 @@ def test_one_epoch_run_saves_a_plain_student_of_its_task_that_exports(task, task
         run = workdir / "runs" / f"task-{task}"
     with open(run / "results.csv") as f:
         row = next(csv.DictReader(f))
-    for name in ("ld", loss):  # the default recipe's detection loss (LD) and the task's
+    for name in ("ld", *losses):  # the default recipe's detection loss (LD) and the task's
         assert float(row[f"train/{name}_loss"]) > 0
     assert f"metrics/mAP50-95{metric}" in row
 
@@ -290,7 +318,7 @@ class _Stop(Exception):
 
 @pytest.mark.slow
 def test_segment_run_resumes_with_its_trainer(task_teachers, task_data, workdir):
-    args = train_args(workdir / "runs", name="task-resume", epochs=2, mask_kd=1.0, mimic=1.0)
+    args = train_args(workdir / "runs", name="task-resume", epochs=2, mask_kd=1.0, proto_kd=1.0, mimic=1.0)
     overrides = {"teacher": str(task_teachers["segment"]), "model": student_yaml("segment"), **args}
     trainer = SegmentDistillationTrainer(overrides={**overrides, "data": str(task_data["segment"])})
 
@@ -314,7 +342,8 @@ def test_segment_run_resumes_with_its_trainer(task_teachers, task_data, workdir)
     assert restored and all(torch.equal(restored[k], v) for k, v in saved[CKPT_KEY]["adapters"].items())
     with open(resumed.csv) as f:
         rows = list(csv.DictReader(f))
-    assert [int(float(r["epoch"])) for r in rows] == [1, 2] and all(float(r["train/mask_kd_loss"]) > 0 for r in rows)
+    assert [int(float(r["epoch"])) for r in rows] == [1, 2]
+    assert all(float(r[f"train/{k}_loss"]) > 0 for r in rows for k in ("mask_kd", "proto_kd"))
 
 
 @pytest.mark.slow

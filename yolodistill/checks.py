@@ -127,6 +127,7 @@ class Plan:
     teacher_sha256: str
     student_head_channels: list[int]  # the student's channels where CrossKD cuts its head (empty without cross_kd)
     teacher_classes: list[int] | None  # teacher class channel of each data class (by name); None: same classes
+    student_protos: int = 0  # the student's prototype maps, M_s, where proto_kd adapts them (else 0)
     members: list[nn.Module] = field(default_factory=list)  # the ensemble's other teachers (ensemble.py)
     member_paths: list[str] = field(default_factory=list)
     member_sha256: list[str] = field(default_factory=list)
@@ -289,9 +290,8 @@ def _check_ensemble(recipe: Recipe, paths: list[str], teachers: list[nn.Module])
     losses and CrossKD read one teacher's own layers, and the task losses one teacher's own masks, keypoints or angles,
     so they stay with a single teacher."""
     # the task losses too: a mask's coefficients and prototypes, or keypoints, are not averaged across models
-    feature = [
-        k for k in ("cwd", "mimic", "pkd", "cross_kd", "mask_kd", "kpt_kd", "angle_kd") if getattr(recipe, k) > 0
-    ]
+    single = ("cwd", "mimic", "pkd", "cross_kd", "mask_kd", "proto_kd", "kpt_kd", "angle_kd")
+    feature = [k for k in single if getattr(recipe, k) > 0]
     if feature:
         raise DistillError(
             f"an ensemble of teachers distils head outputs (cls_kd, ld, box_kd), but the recipe also has "
@@ -424,6 +424,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         teacher_sha256=file_sha256(paths[0]),
         student_head_channels=cut_channels(student.model[-1])[0] if recipe.cross_kd > 0 else [],
         teacher_classes=classes,
+        student_protos=student.model[-1].nm if recipe.proto_kd > 0 else 0,
         members=teachers[1:],
         member_paths=[str(p) for p in paths[1:]],
         member_sha256=[file_sha256(p) for p in paths[1:]],

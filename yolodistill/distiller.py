@@ -10,7 +10,7 @@ from torch import nn
 from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.tal import make_anchors
 
-from .adapters import build_adapters
+from .adapters import adapter, build_adapters
 from .alignment import align, align_anchors, split_levels
 from .balance import Balance
 from .crosshead import CrossHead, cross_adapters
@@ -104,6 +104,7 @@ class Distiller(nn.Module):
         student_head_channels: Sequence[int] = (),
         teacher_classes: Sequence[int] | None = None,
         members: Sequence[tuple[nn.Module, Sequence[int] | None]] = (),
+        student_protos: int = 0,
     ):
         super().__init__()
         self.teacher = teacher
@@ -111,7 +112,8 @@ class Distiller(nn.Module):
         feature = recipe.uses_features
         # Every trainable connector in one list (the trainer optimises, clips, broadcasts and checkpoints it): the
         # feature adapters, one per tap, then CrossKD's, one per head branch (`student_head_channels`: the student's
-        # channels at the cut, crosshead.cut_channels).
+        # channels at the cut, crosshead.cut_channels), then proto_kd's, the student's `student_protos` prototype
+        # maps to the teacher's.
         self.adapters = build_adapters(student_channels if feature else [], teacher_channels, recipe.adapter)
         self.n_feature_adapters = len(self.adapters)
         self.weights = recipe.weights()
@@ -122,6 +124,8 @@ class Distiller(nn.Module):
             self.adapters.extend(cross_adapters(teacher.model[-1], student_head_channels, recipe.adapter))
             adapters = self.adapters[self.n_feature_adapters :]
             self.cross = CrossHead(teacher.model[-1], adapters, recipe.cross_kd_align)
+        if "s_protos_adapted" in self.inputs:  # always the last adapter: `task_inputs` finds it there
+            self.adapters.append(adapter(student_protos, teacher.model[-1].nm, recipe.adapter))
         self.losses = nn.ModuleDict({name: TABLE[name].build(recipe) for name in self.weights})
         self.names = [f"{name}_loss" for name in self.weights]  # their columns in the progress bar and results.csv
         self.factor = 1.0  # the recipe's schedule, set by the trainer at each epoch start (a float: no host sync)
@@ -158,6 +162,7 @@ class Distiller(nn.Module):
             plan.student_head_channels,
             plan.teacher_classes,
             list(zip(plan.members, plan.member_classes)),
+            plan.student_protos,
         )
 
     def train(self, mode: bool = True) -> Distiller:
@@ -233,8 +238,8 @@ class Distiller(nn.Module):
     def task_inputs(self, s_head: dict[str, Any], t_head: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The task inputs the recipe's losses take (registry.TASK_OUTPUTS), from both heads' output dicts: per-anchor
         outputs on the teacher's anchors (keypoints, which the checks keep on one grid, decoded by each model's head:
-        `keypoint_offsets`), prototype maps as they are, and the teacher's boxes that mask distillation crops to
-        (`mask_boxes`)."""
+        `keypoint_offsets`), prototype maps as they are (the student's also through its adapter, for proto_kd), and
+        the teacher's boxes that mask distillation crops to (`mask_boxes`)."""
         inputs = {}
         for name, key in TASK_OUTPUTS.items():
             if f"t_{name}" not in self.inputs:
@@ -245,6 +250,8 @@ class Distiller(nn.Module):
             elif name != "protos":
                 s = align_anchors(s, s_head["feats"], t_head["feats"])
             inputs.update({f"s_{name}": s, f"t_{name}": t})
+        if "s_protos_adapted" in self.inputs:
+            inputs["s_protos_adapted"] = self.adapters[-1](s_head["proto"])
         if "t_mask_boxes" in self.inputs:
             inputs["t_mask_boxes"] = mask_boxes(self.teacher.model[-1], t_head)
         return inputs

@@ -1,8 +1,8 @@
 """Distillation losses, each returning a scalar.
 
-The task losses (MaskKDLoss, KeypointKDLoss, AngleKDLoss) take the outputs that the Segment, Pose and OBB heads add to
-Detect's, on the same anchors (see each class). PseudoLabelLoss runs the student's own detection criterion on the
-unlabelled images (`unlabeled=`), the teacher's confident boxes as their labels.
+The task losses (MaskKDLoss, ProtoKDLoss, KeypointKDLoss, AngleKDLoss) take the outputs that the Segment, Pose and
+OBB heads add to Detect's, on the same anchors (see each class). PseudoLabelLoss runs the student's own detection
+criterion on the unlabelled images (`unlabeled=`), the teacher's confident boxes as their labels.
 
 Feature losses (CWD, mimic, PKD) take two equally long lists of N×C×H×W maps (`student_maps`, `teacher_maps`). Head
 losses (classification KD, localization distillation, box KD, CrossKD) take the Detect head's raw outputs of both
@@ -25,6 +25,8 @@ from torch import nn
 from ultralytics.utils.metrics import bbox_iou
 from ultralytics.utils.nms import TorchNMS
 from ultralytics.utils.ops import crop_mask, xyxy2xywh
+
+from .alignment import align
 
 
 class _LevelLoss(nn.Module):
@@ -339,6 +341,25 @@ class MaskKDLoss(nn.Module):
         inside = crop_mask(torch.ones_like(zt).flatten(0, 1), boxes.flatten(0, 1)).view_as(zt)
         kl = (binary_kl(zs, zt) * inside).sum(dim=(2, 3)) / inside.sum(dim=(2, 3)).clamp(min=1.0)  # N×k
         return (w * kl).sum() / w.sum().clamp(min=1.0)
+
+
+class ProtoKDLoss(PKDLoss):
+    """Prototype-map distillation for segmentation students: PKDLoss on the Segment heads' prototype maps.
+
+    The student's M_s prototypes P^S (N×M_s×h×w) come through a trainable 1×1 adapter to the teacher's M_t
+    (`s_protos_adapted`, N×M_t×h×w, `Distiller`'s last adapter), because two models' prototypes need agree only up to
+    a linear map of the basis (each mask is coefficients times prototypes), which the adapter learns; resized
+    bilinearly to the teacher's H×W where they differ (a lower-resolution student). Each channel of both is
+    standardised over its N·H·W values, ŷ = (y − μ_m) / σ_m, and
+
+        L = mean over all N·M_t·H·W elements of (P̂^S − P̂^T)² = 1/M_t · Σ_m 2·(1 − r_m)
+
+    r_m the Pearson correlation of channel m: scale-free, so one weight fits teachers whose prototypes differ in
+    magnitude. Inputs: s_protos_adapted N×M_t×h×w, t_protos N×M_t×H×W.
+    """
+
+    def forward(self, s_protos_adapted: torch.Tensor, t_protos: torch.Tensor) -> torch.Tensor:
+        return self._sum(align([s_protos_adapted], [t_protos]), [t_protos])
 
 
 class KeypointKDLoss(nn.Module):

@@ -58,6 +58,7 @@ class Recipe:
     cross_kd_align: bool = _key(False, "true: CrossKD's align_scale, student maps at the cut get the teacher's stats")
     mask_kd: float = _key(0.0, "weight of MaskKDLoss (segment: per-pixel binary KL of the masks at confident anchors)")
     mask_kd_topk: int = _key(32, "its anchors per image: the teacher's most confident ones")
+    proto_kd: float = _key(0.0, "weight of ProtoKDLoss (segment: PKD of the prototype maps through a 1×1 adapter)")
     kpt_kd: float = _key(0.0, "weight of KeypointKDLoss (pose: keypoint L1 in grid cells + visibility KL)")
     angle_kd: float = _key(0.0, "weight of AngleKDLoss (obb: 1 − cos 2Δθ of the box angles)")
     pseudo: float = _key(0.0, "weight of PseudoLabelLoss (unlabeled images: detection loss on the teacher's boxes)")

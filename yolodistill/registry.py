@@ -14,6 +14,7 @@ The inputs, as `Distiller.forward` fills them (K classes, A anchors over all lev
   and what the task heads (Segment, Pose, OBB: each extends Detect) add, from the head output named in TASK_OUTPUTS:
     s_mask_coeffs, t_mask_coeffs mask coefficients N×M×A (M per model; the student's on the teacher's anchors)
     s_protos, t_protos           mask prototypes N×M×h×w (each model's own size)
+    s_protos_adapted             the student's prototypes through the distiller's prototype adapter, N×M_t×h×w
     t_mask_boxes                 the teacher's box at each anchor, N×A×4 x1 y1 x2 y2 in pixels of its prototype maps
     s_kpts, t_kpts               keypoints N×J×D×A: x, y in grid cells from the anchor (each head's own decoding,
                                  `distiller.keypoint_offsets`), with D = 3 a visibility logit
@@ -47,6 +48,7 @@ from .losses import (
     MaskKDLoss,
     MimicLoss,
     PKDLoss,
+    ProtoKDLoss,
     PseudoLabelLoss,
 )
 from .utils import DistillError
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
 FEATURE_INPUTS = ("student_maps", "teacher_maps", "masks")
 # each task input (without its s_/t_ prefix) → the key of the head's output dict that holds it
 TASK_OUTPUTS = {"mask_coeffs": "mask_coefficient", "protos": "proto", "kpts": "kpts", "angles": "angle"}
-TASK_INPUTS = (*(f"{who}_{name}" for name in TASK_OUTPUTS for who in ("s", "t")), "t_mask_boxes")
+TASK_INPUTS = (*(f"{who}_{name}" for name in TASK_OUTPUTS for who in ("s", "t")), "t_mask_boxes", "s_protos_adapted")
 UNLABELLED_INPUTS = ("s_unlabelled", "t_unlabelled_boxes", "t_unlabelled_scores", "box_criterion")
 HEAD_INPUTS = ("s_scores", "t_scores", "s_boxes", "t_boxes", "cross_scores", "cross_boxes", *TASK_INPUTS,
                *UNLABELLED_INPUTS)  # fmt: skip
@@ -204,6 +206,7 @@ TABLE: dict[str, LossRow] = {
         {"topk": "mask_kd_topk"},
         _task_heads(Segment, "segment"),
     ),
+    "proto_kd": LossRow(ProtoKDLoss, ("s_protos_adapted", "t_protos"), {}, _task_heads(Segment, "segment")),
     "kpt_kd": LossRow(KeypointKDLoss, ("s_kpts", "t_kpts", "t_scores"), {}, _equal_keypoints),
     "angle_kd": LossRow(AngleKDLoss, ("s_angles", "t_angles", "t_scores"), {}, _task_heads(OBB, "obb")),
     "pseudo": LossRow(PseudoLabelLoss, UNLABELLED_INPUTS, {"conf": "pseudo_conf"}, _upright_boxes),
