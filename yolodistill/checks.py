@@ -30,7 +30,7 @@ from ultralytics.utils.torch_utils import parse_device, select_device
 from .crosshead import cut_channels
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
-from .registry import TABLE, Heads
+from .registry import FEATURE_INPUTS, TABLE, TASK_INPUTS, Heads
 from .taps import FeatureTaps, detect_inputs
 from .teacher import _UNREADABLE, fetch_release, load_teacher, model_task
 from .unlabeled import UNLABELED_RATIO, find_images, list_sha256
@@ -290,8 +290,8 @@ def _check_ensemble(recipe: Recipe, paths: list[str], teachers: list[nn.Module])
     losses and CrossKD read one teacher's own layers, and the task losses one teacher's own masks, keypoints or angles,
     so they stay with a single teacher."""
     # the task losses too: a mask's coefficients and prototypes, or keypoints, are not averaged across models
-    single = ("cwd", "mimic", "pkd", "cross_kd", "mask_kd", "proto_kd", "kpt_kd", "angle_kd")
-    feature = [k for k in single if getattr(recipe, k) > 0]
+    one_teacher = {*FEATURE_INPUTS, "cross_scores", "cross_boxes", *TASK_INPUTS}  # read from the table
+    feature = [k for k, row in TABLE.items() if one_teacher & set(row.inputs) and getattr(recipe, k) > 0]
     if feature:
         raise DistillError(
             f"an ensemble of teachers distils head outputs (cls_kd, ld, box_kd), but the recipe also has "
