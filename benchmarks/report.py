@@ -109,19 +109,28 @@ def suite_tables(result: dict[str, Any]) -> str:
         note = "–" if worst is None else f"`{worst}` {_pct(measured[worst])}"
         note += "" if len(by_regime) == len(regimes) else " (of those it ran in)"
         default = any(r["default"] and r["method"].startswith("yolodistill") for r in by_regime.values())
-        lines.append(f"| {method}{' *default*' if default else ''} | " + " | ".join(cells) + f" | {note} |")
+        tag = " *default*" if default else " (ablation)" if all(r.get("ablation") for r in by_regime.values()) else ""
+        lines.append(f"| {method}{tag} | " + " | ".join(cells) + f" | {note} |")
     return "\n".join(lines + _leaders(methods) + [_cost(regimes)])
 
 
 def _cost(regimes: dict[str, dict[str, Any]]) -> str:
     """The suite's training time, each run counted once (a run two regimes share, e.g. `scratch`'s student in
-    `cross_family`, has the same figures in both), against the budget; not the teachers (trained once, cached)."""
-    runs = {(p["map50_95"], p["time_s"]) for reg in regimes.values() for r in reg["rows"] for p in r["per_seed"]}
-    hours = sum(t for _, t in runs) / 3600
-    return (
-        f"Cost of the runs above: {len(runs)} runs, {hours:.1f} h of one-thread training, about {hours / 2:.1f} h of "
-        f"this 2-core machine with two side by side (budget: {SUITE_BUDGET_H:g} h)."
+    `cross_family`, has the same figures in both), against the budget; the ablation rows (`--ablations`) apart, as they
+    are beyond it; not the teachers (trained once, cached)."""
+    runs = {False: set(), True: set()}
+    for reg in regimes.values():
+        for r in reg["rows"]:
+            runs[bool(r.get("ablation"))] |= {(p["map50_95"], p["time_s"]) for p in r["per_seed"]}
+    hours = {k: sum(t for _, t in v) / 3600 for k, v in runs.items()}
+    line = (
+        f"Cost of the suite's runs above: {len(runs[False])} runs, {hours[False]:.1f} h of one-thread training, about "
+        f"{hours[False] / 2:.1f} h of this 2-core machine with two side by side (budget: {SUITE_BUDGET_H:g} h)."
     )
+    if runs[True]:
+        line += f" The ablation rows (`--ablations`, beyond the budget): {len(runs[True])} runs, "
+        line += f"{hours[True]:.1f} h more of one-thread training."
+    return line
 
 
 def _leaders(methods: dict[str, dict[str, dict[str, Any]]]) -> list[str]:

@@ -18,12 +18,15 @@ every one on the built-in generated data, offline, YOLOv8n students, one torch t
 
 Each regime's rows: the student alone (for `lowres` also the full-resolution student, the GR reference), the default
 recipe, Ultralytics' `distill_model` at its default dis=6 (where it runs: same family, same resolution) and the
-candidates of `CANDIDATES`, over 3 seeds; each distilled row with its paired gain over the student of its seed and its
+candidates of `CANDIDATES` (measured in `pretrained` first; in the other regimes only those that match the default
+there, see SCREEN), over 3 seeds; each distilled row with its paired gain over the student of its seed and its
 gap recovery GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP50-95.
 
     python benchmarks/suite.py --quick                       # scratch and pretrained, 1 seed, 3 epochs, default only
     python benchmarks/suite.py                               # every regime; finished runs are kept and read back
     python benchmarks/suite.py --regimes pretrained scratch  # some of them (suite.json keeps the others' results)
+    python benchmarks/suite.py --ablations                   # also the rows of ABLATIONS, beyond the budget
+    python benchmarks/suite.py --ablations --kept-only       # tabulate the kept runs again, train nothing
 
 Every finished run is kept in benchmarks/kept/ (committed: a suite longer than one session continues in the next);
 teachers and the pretrained student are trained once and cached by their settings. `--set key=value` changes a field
@@ -43,6 +46,8 @@ from typing import Any
 
 import common
 from common import gap_recovery, paired, recipe_spec, row, table, train_all, trained, write_json
+
+from yolodistill.recipes import DEFAULT_RECIPE, LOWRES_RECIPE
 
 
 @dataclass(frozen=True)
@@ -76,17 +81,25 @@ REGIMES = {
     "long": Regime("`synthetic` preset, YOLOv8s teacher 100 epochs, students 40 epochs at nbs 16",
                    data="synthetic", teacher_epochs=100, epochs=40, nbs=16),
 }  # fmt: skip
-# Measured beside the default in each regime (by name; low-resolution regimes take the low-resolution variants, the
-# others "normal"). The default is the method whose worst regime is best. `pretrained`, measured first, cost every
-# weighting of head_kd (class KD + LD, the default before) accuracy (balance=0.5 and 0.1 too); its two ablations (ld=0,
-# cls_kd=0) put the cost on class KD, so it also tries heavier LD alone (ld:ld=2) and LD with PKD, and the other regimes
-# run head_kd beside LD alone, the default now (the weighting of both terms that lost least in `pretrained`,
-# cls_kd=0.5,ld=0.25, lost to LD alone there and in `scratch` seed 0: dropped).
+# Measured beside the default (by name; low-resolution regimes take the "lowres" list, the others "normal"): the
+# methods issue 20 names, in their papers' form where ours differs (BCKD's box weights, CrossKD's align_scale).
+# Every candidate is measured first in SCREEN, the cheapest regime and the one where distillation gains least, and goes
+# on to the other regimes only if its GR there is at least the default's: the default is the method whose worst regime
+# is best, so a candidate below the default in one regime cannot replace it. That keeps the suite in its budget.
+SCREEN = "pretrained"
 CANDIDATES = {
-    "pretrained": ["head_kd", "head_kd:balance=0.5", "head_kd:balance=0.1", "head_kd:cls_kd_beta=1",
-                   "head_kd:cls_kd=0.5,ld=0.25", "head_kd:ld=0", "ld:ld=2", "ld:pkd=0.5", "cwd"],
+    "normal": ["head_kd", "head_kd:cls_kd_beta=1", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",
+               "cross_kd:cross_kd_align=true"],
+    "lowres": ["head_kd:assistant=true"],  # Teacher-Assistant-Student (assistant.py)
+}  # fmt: skip
+# Rows beyond the budget (`--ablations`), what the candidates are read against: in SCREEN, head_kd (class KD + LD, the
+# default before the suite) split into its terms, other weightings, LD with feature terms, and box KD and CrossKD in
+# today's form; in the other regimes head_kd, the former default, beside today's.
+ABLATIONS = {
+    "pretrained": ["head_kd:balance=0.1", "head_kd:cls_kd=0.5,ld=0.25", "head_kd:ld=0", "ld:ld=2", "ld:pkd=0.5", "cwd",
+                   "ld:box_kd=1", "cross_kd"],
+    "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1"],
     "normal": ["head_kd"],
-    "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1", "head_kd:assistant=true"],  # the last: TAS (assistant.py)
 }  # fmt: skip
 QUICK = dict(epochs=3)
 
@@ -96,6 +109,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--regimes", nargs="+", choices=list(REGIMES), default=None)
     p.add_argument("--recipes", nargs="+", default=None, help="candidates instead of CANDIDATES (name:key=value,...)")
+    p.add_argument("--ablations", action="store_true", help="also the rows of ABLATIONS (beyond the suite's budget)")
+    p.add_argument("--kept-only", action="store_true", help="train nothing: tabulate the rows whose runs are all kept")
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="change a Regime field in every regime")
     p.add_argument("--device", default="cpu")
@@ -127,10 +142,22 @@ def plateau(runs: list[dict[str, Any]]) -> float | None:
     return sum(c[-1] - c[math.ceil(0.75 * len(c)) - 1] for c in curves) / len(curves)
 
 
-def measure(name: str, regime: Regime, args: argparse.Namespace, out: str, before: dict[str, Any]) -> dict[str, Any]:
-    """Train (or read back) every run of one regime; its entry of suite.json (`before`: its entry so far, if any)."""
+def screened(name: str, candidates: list[str], default: str, screen: dict[str, Any] | None) -> list[str]:
+    """The candidates that run in regime `name`: all of them in SCREEN and the low-resolution regimes; elsewhere those
+    whose GR in SCREEN (its suite.json entry, `screen`) is at least the default's there (none before SCREEN ran)."""
+    if name == SCREEN or default != DEFAULT_RECIPE:
+        return candidates
+    gr = {r["method"]: r["gap_recovery"] for r in (screen or {}).get("rows", []) if r.get("gap_recovery") is not None}
+    bar = gr.get(f"yolodistill:{default}")
+    return [c for c in candidates if bar is not None and gr.get(f"yolodistill:{c}", -math.inf) >= bar]
+
+
+def measure(
+    name: str, regime: Regime, args: argparse.Namespace, out: str, before: dict[str, Any], screen: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Train (or read back) every run of one regime; its entry of suite.json (`before`: its entry so far, if any;
+    `screen`: SCREEN's entry, which picks the candidates of the other regimes)."""
     from yolodistill.data import resolve_data
-    from yolodistill.recipes import DEFAULT_RECIPE, LOWRES_RECIPE
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     data = resolve_data(regime.data)
@@ -143,9 +170,10 @@ def measure(name: str, regime: Regime, args: argparse.Namespace, out: str, befor
         student = str(trained(student, source, regime.pretrained_epochs, full, regime.batch, args.device, False))
     lowres = regime.teacher_imgsz is not None
     default = LOWRES_RECIPE if lowres else DEFAULT_RECIPE
-    candidates = CANDIDATES.get(name, CANDIDATES["lowres" if lowres else "normal"])
-    candidates = args.recipes if args.recipes is not None else candidates
-    recipes = [default] if args.quick else [default, *candidates]
+    kind = "lowres" if lowres else "normal"
+    ablations = [] if args.recipes is not None or not args.ablations else ABLATIONS.get(name, ABLATIONS[kind])
+    candidates = args.recipes if args.recipes is not None else screened(name, CANDIDATES[kind], default, screen)
+    recipes = [default] if args.quick else [default, *candidates, *(a for a in ablations if a not in candidates)]
     low = {"imgsz": regime.imgsz, **({"teacher_imgsz": full} if lowres else {})}
 
     # (row name, method, its train args, whether it is the default)
@@ -159,12 +187,21 @@ def measure(name: str, regime: Regime, args: argparse.Namespace, out: str, befor
     run.update({"nbs": regime.nbs} if regime.nbs else {})  # only when set: the other regimes' kept runs keep their keys
     labels = [f"{out}-{name}-" + re.sub(r"[^\w.@-]+", "_", m[0]) for m in methods]
     baselines = 2 if lowres else 1
+
+    def job(m: int, s: int) -> dict[str, Any]:
+        return dict(method=methods[m][1], model=student, data=data, teacher=t_pt, name=f"{labels[m]}-s{s}", seed=s,
+                    **run, **methods[m][2])  # fmt: skip
+
+    teacher = before.get("teacher", {})
+    if args.kept_only:  # train nothing: the rows with a run not kept are left out
+        kept = [all(common.kept_record(threads=1, **job(m, s))[0].is_file() for s in seeds) for m in range(len(labels))]
+        if not all(kept[:baselines]) or "checkpoint" not in teacher:
+            raise SystemExit(f"--kept-only: the baselines or the teacher of regime '{name}' were never measured")
+        methods, labels = ([x for x, k in zip(v, kept) if k] for v in (methods, labels))
     # the students first (every row pairs with them), then seed-major: a run cut short leaves whole pairs behind
     order = [(s, m) for s in seeds for m in range(baselines)]
     order += [(s, m) for s in seeds for m in range(baselines, len(methods))]
-    jobs = [dict(method=methods[m][1], model=student, data=data, teacher=t_pt, name=f"{labels[m]}-s{s}", seed=s,
-                 **run, **methods[m][2]) for s, m in order]  # fmt: skip
-    teacher = before.get("teacher", {})
+    jobs = [job(m, s) for s, m in order]
     all_kept = all(common.kept_record(threads=1, **j)[0].is_file() for j in jobs)
     if t_pt.is_file() or teacher.get("checkpoint") != str(t_pt) or not all_kept:
         trained(regime.teacher, data, regime.teacher_epochs, full, regime.batch, args.device)
@@ -180,6 +217,7 @@ def measure(name: str, regime: Regime, args: argparse.Namespace, out: str, befor
     for label, (method, _, extra, is_default) in zip(labels, methods):
         runs = [{"seed": s, **results[f"{label}-s{s}"]} for s in seeds]
         rows.append(row(method, is_default, runs, **({"dis": extra["dis"]} if "dis" in extra else {})))
+        rows[-1]["ablation"] = method.partition(":")[2] in set(ablations) - set(candidates)
         rows[-1]["plateau"] = plateau(runs)
         ratios = [r["distill_to_detection"][0] for r in runs if r.get("distill_to_detection")]
         # how large distillation is against the detection loss in the first epoch: what `balance` sets
@@ -198,12 +236,13 @@ def main() -> None:
     args = parse_args()
     out = args.out or common.result_name("suite", args.quick)
     names = args.regimes or (["scratch", "pretrained"] if args.quick else list(REGIMES))
+    names = sorted(names, key=lambda n: n != SCREEN)  # SCREEN first: it picks the other regimes' candidates
     done = common.measured(out, "regimes")
     for name in names:
         regime = with_changes(name, REGIMES[name], args.set)
         if args.quick:
             regime = dataclasses.replace(regime, **QUICK)
-        done[name] = measure(name, regime, args, out, done.get(name, {}))
+        done[name] = measure(name, regime, args, out, done.get(name, {}), done.get(SCREEN))
         # after each regime: a suite cut short keeps what it finished (and its kept runs make the rest resume)
         write_json(out, {"mode": "quick" if args.quick else "full", "regimes": done})
 

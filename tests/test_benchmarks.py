@@ -203,6 +203,12 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     assert stdout.count("finished before with these settings, kept") == 4 and not teacher.exists()
     assert third["regimes"]["scratch"]["rows"] == scratch["rows"]
     assert third["regimes"]["scratch"]["teacher"] == scratch["teacher"]
+    # --kept-only trains nothing: a row whose runs are not kept is left out
+    kept_only = [*toy[:-3], "head_kd:balance=0.5", "ld:ld=2", "--out", "suite_toy", "--kept-only"]
+    fourth, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", *kept_only)
+    assert fourth["regimes"]["scratch"]["rows"] == scratch["rows"]
+    assert stdout.count("finished before with these settings, kept") == 4
+    assert not (tmp_path / "runs" / "suite_toy-scratch-yolodistill_ld_ld_2-s0").exists()
 
     readme = "intro\n<!-- suite:start -->\nold\n<!-- suite:end -->\nrest\n"
     monkeypatch.setitem(report.GENERATORS, "suite", lambda: report.suite_tables(second))
@@ -378,4 +384,25 @@ def test_long_regime_row_says_when_its_own_aims_are_missed():
     assert "regime aim missed" not in report.suite_tables({"regimes": {"scratch": regime(0.05, 0.35)}})
     # the cost line counts a run two regimes share (the same figures in both) once
     shared = report.suite_tables({"regimes": {"scratch": regime(0.05, 0.35), "cross_family": regime(0.05, 0.35)}})
-    assert "Cost of the runs above: 2 runs, 1.5 h of one-thread training, about 0.8 h" in shared
+    assert "Cost of the suite's runs above: 2 runs, 1.5 h of one-thread training, about 0.8 h" in shared
+    assert "ablation" not in shared
+    # an ablation row is counted apart from the suite's budget and tagged in the method table
+    extra = regime(0.05, 0.35)
+    extra["rows"].append({**extra["rows"][1], "method": "yolodistill:cwd", "default": False, "ablation": True,
+                          "per_seed": [{"map50_95": 0.35, "time_s": 7200.0}]})  # fmt: skip
+    text = report.suite_tables({"regimes": {"scratch": extra}})
+    assert "Cost of the suite's runs above: 2 runs, 1.5 h" in text
+    assert "(`--ablations`, beyond the budget): 1 runs, 2.0 h more" in text
+    assert "| `yolodistill:cwd` (ablation) | " in text
+
+
+def test_candidates_leave_the_screening_regime_only_where_they_match_the_default_there():
+    import suite
+
+    rows = [("ld", 0.02), ("head_kd", -0.06), ("cross_kd", 0.05), ("ld:ld=2", 0.02)]
+    screen = {"rows": [{"method": f"yolodistill:{m}", "gap_recovery": gr} for m, gr in rows]}
+    every = ["head_kd", "cross_kd", "ld:ld=2", "box_kd"]
+    assert suite.screened(suite.SCREEN, every, "ld", screen) == every
+    assert suite.screened("long", every, "ld", screen) == ["cross_kd", "ld:ld=2"]  # box_kd: not measured there
+    assert suite.screened("long", every, "ld", None) == []  # the screening regime has not run yet
+    assert suite.screened("lowres", ["head_kd:assistant=true"], "lowres", None) == ["head_kd:assistant=true"]
