@@ -42,6 +42,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import common
@@ -89,7 +90,7 @@ REGIMES = {
 SCREEN = "pretrained"
 CANDIDATES = {
     "normal": ["head_kd", "head_kd:cls_kd_beta=1", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",
-               "cross_kd:cross_kd_align=true"],
+               "cross_kd:cross_kd_align=true", "ld:ensemble=yolo11s.yaml"],  # the last: the teacher and a YOLO11s
     "lowres": ["head_kd:assistant=true"],  # Teacher-Assistant-Student (assistant.py)
 }  # fmt: skip
 # Rows beyond the budget (`--ablations`), what the candidates are read against: in SCREEN, head_kd (class KD + LD, the
@@ -188,9 +189,15 @@ def measure(
     labels = [f"{out}-{name}-" + re.sub(r"[^\w.@-]+", "_", m[0]) for m in methods]
     baselines = 2 if lowres else 1
 
+    def teacher_of(cfg: str, train: bool = True) -> Path:  # a teacher of the regime's settings (cached)
+        return trained(cfg, data, regime.teacher_epochs, full, regime.batch, args.device, train)
+
     def job(m: int, s: int) -> dict[str, Any]:
-        return dict(method=methods[m][1], model=student, data=data, teacher=t_pt, name=f"{labels[m]}-s{s}", seed=s,
-                    **run, **methods[m][2])  # fmt: skip
+        extra = dict(methods[m][2])
+        if "ensemble" in extra:  # a candidate's `ensemble=cfg`: the regime's teacher and cfg's together
+            extra["teacher"] = f"[{t_pt},{teacher_of(extra.pop('ensemble'), train=False)}]"
+        return {**dict(method=methods[m][1], model=student, data=data, teacher=t_pt, name=f"{labels[m]}-s{s}",
+                       seed=s, **run), **extra}  # fmt: skip
 
     teacher = before.get("teacher", {})
     if args.kept_only:  # train nothing: the rows with a run not kept are left out
@@ -198,13 +205,14 @@ def measure(
         if not all(kept[:baselines]) or "checkpoint" not in teacher:
             raise SystemExit(f"--kept-only: the baselines or the teacher of regime '{name}' were never measured")
         methods, labels = ([x for x, k in zip(v, kept) if k] for v in (methods, labels))
-    # the students first (every row pairs with them), then seed-major: a run cut short leaves whole pairs behind
+    # the students first (every row pairs with them), then row by row: a run cut short leaves whole rows behind
     order = [(s, m) for s in seeds for m in range(baselines)]
-    order += [(s, m) for s in seeds for m in range(baselines, len(methods))]
+    order += [(s, m) for m in range(baselines, len(methods)) for s in seeds]
     jobs = [job(m, s) for s, m in order]
     all_kept = all(common.kept_record(threads=1, **j)[0].is_file() for j in jobs)
     if t_pt.is_file() or teacher.get("checkpoint") != str(t_pt) or not all_kept:
-        trained(regime.teacher, data, regime.teacher_epochs, full, regime.batch, args.device)
+        for cfg in [regime.teacher, *{m[2]["ensemble"] for m in methods if "ensemble" in m[2]}]:
+            teacher_of(cfg)
         if regime.pretrained_on:
             trained(regime.student, source, regime.pretrained_epochs, full, regime.batch, args.device)
         shared = dict(imgsz=full, batch=regime.batch, device=args.device, workers=0)

@@ -171,24 +171,27 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     teacher.write_bytes(Path(teacher_pt).read_bytes())  # removed below
     toy = ["--set", f"data={data_yaml}", f"teacher={teacher}", f"pretrained.pretrained_on={data_yaml}",
            f"imgsz={IMGSZ}", "epochs=1", "batch=8", "pretrained_epochs=1", "--seeds", "0", "--recipes",
-           "head_kd:balance=0.5", "--out", "suite_toy"]  # fmt: skip
+           "head_kd:balance=0.5", f"ld:ensemble={teacher}", "--out", "suite_toy"]  # fmt: skip
     first, _ = run_script("suite.py", tmp_path, "--regimes", "scratch", *toy)
     scratch = first["regimes"]["scratch"]
     assert [(r["method"], r["default"]) for r in scratch["rows"]] == [
         ("student", False),
         ("yolodistill:ld", True),
         ("yolodistill:head_kd:balance=0.5", False),
+        (f"yolodistill:ld:ensemble={teacher}", False),
         ("ultralytics:distill_model", True),
     ]
+    (ensemble,) = (tmp_path / "runs").glob("suite_toy-scratch-yolodistill_ld_ensemble*-s0")
+    assert yaml.safe_load((ensemble / "distill.yaml").read_text())["teacher"] == [str(teacher)] * 2
     student = scratch["rows"][0]
     for r in scratch["rows"][1:]:
         gr = common.gap_recovery(r["map50_95_mean"], student["map50_95_mean"], scratch["teacher"]["map50_95"])
         assert r["gap_recovery"] == gr and len(r["paired_gain"]) == 1
     assert scratch["student_plateau"] == 0.0  # one epoch: its last is its 75 % point (from the kept curves)
     assert scratch["settings"]["student"] == "yolov8n.yaml"  # `--set pretrained.…` changed that regime only
-    # the second call reads scratch's 4 runs back and adds the pretrained regime beside it
+    # the second call reads scratch's 5 runs back and adds the pretrained regime beside it
     second, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", "pretrained", *toy)
-    assert stdout.count("finished before with these settings, kept") == 4
+    assert stdout.count("finished before with these settings, kept") == 5
     assert list(second["regimes"]) == ["scratch", "pretrained"]
     assert second["regimes"]["scratch"]["rows"] == scratch["rows"]
     pretrained = second["regimes"]["pretrained"]
@@ -200,14 +203,14 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     # every run kept and the teacher gone: the regime is tabulated again from the kept runs, not trained again
     teacher.unlink()
     third, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", *toy)
-    assert stdout.count("finished before with these settings, kept") == 4 and not teacher.exists()
+    assert stdout.count("finished before with these settings, kept") == 5 and not teacher.exists()
     assert third["regimes"]["scratch"]["rows"] == scratch["rows"]
     assert third["regimes"]["scratch"]["teacher"] == scratch["teacher"]
     # --kept-only trains nothing: a row whose runs are not kept is left out
-    kept_only = [*toy[:-3], "head_kd:balance=0.5", "ld:ld=2", "--out", "suite_toy", "--kept-only"]
+    kept_only = [*toy[:-2], "ld:ld=2", "--out", "suite_toy", "--kept-only"]
     fourth, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", *kept_only)
     assert fourth["regimes"]["scratch"]["rows"] == scratch["rows"]
-    assert stdout.count("finished before with these settings, kept") == 4
+    assert stdout.count("finished before with these settings, kept") == 5
     assert not (tmp_path / "runs" / "suite_toy-scratch-yolodistill_ld_ld_2-s0").exists()
 
     readme = "intro\n<!-- suite:start -->\nold\n<!-- suite:end -->\nrest\n"
