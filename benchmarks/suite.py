@@ -19,7 +19,8 @@ every one on the built-in generated data, offline, YOLOv8n students, one torch t
 Each regime's rows: the student alone (for `lowres` also the full-resolution student, the GR reference), the default
 recipe, Ultralytics' `distill_model` at its default dis=6 (where it runs: same family, same resolution) and the
 candidates of `CANDIDATES` (measured in `pretrained` first; in the other regimes only those that match the default
-there, see SCREEN), over 3 seeds; each distilled row with its paired gain over the student of its seed and its
+there, see SCREEN; a candidate `name:ensemble=cfg` distils from the regime's teacher and `cfg` trained with its
+settings, as one ensemble), over 3 seeds; each distilled row with its paired gain over the student of its seed and its
 gap recovery GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP50-95.
 
     python benchmarks/suite.py --quick                       # scratch and pretrained, 1 seed, 3 epochs, default only
