@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported: never reach the network
 
+import functools
 import hashlib
 import json
 import platform
@@ -108,7 +109,13 @@ def teacher(args: Any, data: str) -> tuple[Path, dict[str, Any]]:
         path = Path(args.teacher)
     else:
         path = teacher_checkpoint(args.teacher, data, args.teacher_epochs, **shared)
-    info = {"model": args.teacher, "epochs": args.teacher_epochs, "imgsz": args.imgsz, "checkpoint": str(path)}
+    info = {
+        "model": args.teacher,
+        "epochs": args.teacher_epochs,
+        "imgsz": args.imgsz,
+        "checkpoint": str(path),
+        "weights_sha256": weights_sha256(path),
+    }
     return path, {**info, **validate(path, data, shared)}
 
 
@@ -177,9 +184,15 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     kept, settings = kept_record(method, model, data, teacher, threads, task, **args)
     extra = _teacher_arg(method, teacher)
     args = {**RUN_DEFAULTS, **args}
-    if kept.is_file():
+    weights = input_weights(model, teacher)
+    if (before := kept_result(kept, weights)) is not None:
         print(f"{args['name']}: finished before with these settings, kept ({kept})")
-        return json.loads(kept.read_text())["result"]
+        return before
+    if kept.is_file():
+        print(
+            f"{args['name']}: kept run {kept} started or distilled from other weights than {list(weights)} hold now "
+            "(retrained since): trained again"
+        )
     t0 = time.time()
     if args.get("assistant"):  # Teacher–Assistant–Student: both stages, each on `threads`, timed together
         from yolodistill import assistant
@@ -193,7 +206,7 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     result = {**scores(trainer.validator.metrics, task), "time_s": time.time() - t0, "best": str(trainer.best),
               **history(trainer.csv, task)}  # fmt: skip
     kept.parent.mkdir(parents=True, exist_ok=True)
-    record = json.dumps({"settings": settings, "result": result}, indent=2) + "\n"
+    record = json.dumps({"settings": settings, "weights": weights, "result": result}, indent=2) + "\n"
     write_atomic(kept, record.encode())  # never a half-written record
     return result
 
@@ -214,6 +227,53 @@ def kept_record(method: str, model: str, data: str, teacher: str | Path | None =
     settings = run_settings({"method": method, "model": model, "data": data, "threads": threads, **named,
                              **_teacher_arg(method, teacher), **RUN_DEFAULTS, **args})  # fmt: skip
     return KEPT / f"{hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:16]}.json", settings
+
+
+def input_weights(model: str | Path, teacher: str | Path | None = None) -> dict[str, str]:
+    """By path, `weights_sha256` of each checkpoint a run starts from or distils from and that is here: a pretrained
+    student, the teacher, each member of an ensemble ('[a.pt,b.pt]')."""
+    paths = [str(model), *str(teacher or "").strip("[]").split(",")]
+    return {p: weights_sha256(p) for p in paths if p.endswith(".pt") and Path(p).is_file()}
+
+
+def weights_sha256(path: str | Path) -> str:
+    """Hash of a checkpoint's weights (names, dtypes and values), not of its bytes: Ultralytics stamps every save with
+    its date, so a teacher retrained to the very same weights (same settings, machine and thread count) hashes alike."""
+    p = Path(path).resolve()
+    stat = p.stat()
+    return _weights_sha256(str(p), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)  # a suite asks for its teacher's hash once per run; the file's stamp keys the cache
+def _weights_sha256(path: str, mtime_ns: int, size: int) -> str:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    h = hashlib.sha256()
+    model = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]  # Ultralytics' final best.pt: ema None
+    for name, t in model.state_dict().items():
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def kept_result(kept: Path, weights: dict[str, str]) -> dict[str, Any] | None:
+    """The result kept at `kept`; None when there is none, or when a checkpoint it started or distilled from is here
+    with other weights (`input_weights`) than it was trained with. A cached teacher is keyed by its settings, not its
+    weights: retrained in another session, it may differ (another machine or thread count), and a distilled run of the
+    old teacher must not be paired with the new one's. A checkpoint that is not here is not checked: every run kept,
+    a regime is tabulated again without its teacher."""
+    if not kept.is_file():
+        return None
+    record = json.loads(kept.read_text())
+    if any(record.get("weights", {}).get(p) != h for p, h in weights.items()):
+        return None
+    return record["result"]
+
+
+def is_kept(method: str, model: str, data: str, teacher: str | Path | None = None, threads: int | None = None,
+            task: str = "detect", **args: Any) -> bool:  # fmt: skip
+    """Whether `train` with these arguments reads its result back instead of training."""
+    kept, _ = kept_record(method, model, data, teacher, threads, task, **args)
+    return kept_result(kept, input_weights(model, teacher)) is not None
 
 
 DETECTION_COLUMNS = ("train/box_loss", "train/cls_loss", "train/dfl_loss")

@@ -202,7 +202,7 @@ def measure(
 
     teacher = before.get("teacher", {})
     if args.kept_only:  # train nothing: the rows with a run not kept are left out
-        kept = [all(common.kept_record(threads=1, **job(m, s))[0].is_file() for s in seeds) for m in range(len(labels))]
+        kept = [all(common.is_kept(threads=1, **job(m, s)) for s in seeds) for m in range(len(labels))]
         if not all(kept[:baselines]) or "checkpoint" not in teacher:
             raise SystemExit(f"--kept-only: the baselines or the teacher of regime '{name}' were never measured")
         methods, labels = ([x for x, k in zip(v, kept) if k] for v in (methods, labels))
@@ -210,7 +210,7 @@ def measure(
     order = [(s, m) for s in seeds for m in range(baselines)]
     order += [(s, m) for m in range(baselines, len(methods)) for s in seeds]
     jobs = [job(m, s) for s, m in order]
-    all_kept = all(common.kept_record(threads=1, **j)[0].is_file() for j in jobs)
+    all_kept = all(common.is_kept(threads=1, **j) for j in jobs)
     if t_pt.is_file() or teacher.get("checkpoint") != str(t_pt) or not all_kept:
         for cfg in [regime.teacher, *{m[2]["ensemble"] for m in methods if "ensemble" in m[2]}]:
             teacher_of(cfg)
@@ -218,7 +218,7 @@ def measure(
             trained(regime.student, source, regime.pretrained_epochs, full, regime.batch, args.device)
         shared = dict(imgsz=full, batch=regime.batch, device=args.device, workers=0)
         teacher = {"model": regime.teacher, "epochs": regime.teacher_epochs, "imgsz": full, "checkpoint": str(t_pt),
-                   **common.validate(t_pt, data, shared)}  # fmt: skip
+                   "weights_sha256": common.weights_sha256(t_pt), **common.validate(t_pt, data, shared)}  # fmt: skip
     # else every run is kept and the teacher is no longer cached here: the regime is tabulated again from the kept
     # runs and the teacher's figures as measured before (e.g. after the default changed), without training it again
     results = dict(zip((j["name"] for j in jobs), train_all(jobs, args.workers)))

@@ -59,7 +59,12 @@ def task_teacher(task: str, data: str, args: argparse.Namespace) -> tuple[str, d
     cfg = f"{args.teacher}{TASKS[task][0]}.yaml"
     shared = dict(imgsz=args.imgsz, batch=args.batch, device=args.device, workers=0, project=str(common.RUNS))
     path = teacher_checkpoint(cfg, data, args.teacher_epochs, trainer_cls=common.task_trainer(task), seed=0, **shared)
-    info = {"model": cfg, "epochs": args.teacher_epochs, "checkpoint": str(path)}
+    info = {
+        "model": cfg,
+        "epochs": args.teacher_epochs,
+        "checkpoint": str(path),
+        "weights_sha256": common.weights_sha256(path),
+    }
     return str(path), {**info, **common.validate(path, data, shared, task)}
 
 

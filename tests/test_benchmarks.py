@@ -64,6 +64,38 @@ def test_runs_are_kept_by_the_recipe_they_resolve_to():
     assert "box_kd" not in spelled["recipe"]  # keys at their default stay out: a new loss leaves earlier runs valid
 
 
+def test_a_kept_run_is_read_back_only_while_the_checkpoints_it_used_hold_the_same_weights(tmp_path, teacher_pt,
+                                                                                          monkeypatch):  # fmt: skip
+    import torch
+
+    monkeypatch.setattr(common, "KEPT", tmp_path / "kept")
+    teacher = tmp_path / "teacher.pt"
+    ckpt = torch.load(teacher_pt, weights_only=False)
+    torch.save(ckpt, teacher)
+    job = {"method": "yolodistill", "model": "yolov8n.yaml", "data": "d.yaml", "teacher": str(teacher), "seed": 0}
+    kept, settings = common.kept_record(**job)
+    kept.parent.mkdir()
+
+    def keep(weights: dict) -> None:
+        kept.write_text(json.dumps({"settings": settings, "weights": weights, "result": {"map50_95": 0.5}}))
+
+    keep(common.input_weights("yolov8n.yaml", teacher))
+    assert common.is_kept(**job)
+    torch.save({**ckpt, "date": "another day"}, teacher)  # saved again, same weights: other bytes, same hash
+    assert common.is_kept(**job)
+    keep({})  # kept before runs recorded their weights: not to be paired with a teacher that is here
+    assert not common.is_kept(**job)
+    keep(common.input_weights("yolov8n.yaml", teacher))
+    with torch.no_grad():
+        next(ckpt["ema"].parameters()).add_(1)
+    torch.save(ckpt, teacher)  # retrained to other weights at the same path: the kept run is stale
+    assert not common.is_kept(**job)
+    teacher.unlink()  # not here at all: read back unchecked (a regime tabulated again without its teacher)
+    assert common.is_kept(**job)
+    ensemble = {**job, "teacher": f"[{teacher_pt},{teacher}]"}
+    assert list(common.input_weights("yolov8n.yaml", ensemble["teacher"])) == [str(teacher_pt)]
+
+
 def run_script(name: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
     env = {**os.environ, "BENCH_RESULTS": str(tmp_path / "results"), "BENCH_RUNS": str(tmp_path / "runs")}
     env.update(BENCH_CACHE=str(tmp_path / "cache"), BENCH_KEPT=str(tmp_path / "kept"))
