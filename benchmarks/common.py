@@ -246,9 +246,10 @@ def weights_sha256(path: str | Path) -> str:
 
 @functools.lru_cache(maxsize=64)  # a suite asks for its teacher's hash once per run; the file's stamp keys the cache
 def _weights_sha256(path: str, mtime_ns: int, size: int) -> str:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    from ultralytics.nn.tasks import load_checkpoint
+
+    model, _ = load_checkpoint(path)  # Ultralytics' own choice of ema or model, in float32
     h = hashlib.sha256()
-    model = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]  # Ultralytics' final best.pt: ema None
     for name, t in model.state_dict().items():
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())

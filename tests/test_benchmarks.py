@@ -92,8 +92,7 @@ def test_a_kept_run_is_read_back_only_while_the_checkpoints_it_used_hold_the_sam
     assert not common.is_kept(**job)
     teacher.unlink()  # not here at all: read back unchecked (a regime tabulated again without its teacher)
     assert common.is_kept(**job)
-    ensemble = {**job, "teacher": f"[{teacher_pt},{teacher}]"}
-    assert list(common.input_weights("yolov8n.yaml", ensemble["teacher"])) == [str(teacher_pt)]
+    assert list(common.input_weights("yolov8n.yaml", f"[{teacher_pt},{teacher}]")) == [str(teacher_pt)]  # ensemble
 
 
 def run_script(name: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
