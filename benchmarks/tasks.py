@@ -5,7 +5,8 @@ Per task, on the built-in preset of that task (`shapes-seg`, `shapes-pose`, `sha
 the task's labels), a YOLOv8s teacher of the task is trained once with plain Ultralytics (cached); then, for each seed
 and with identical settings: the YOLOv8n student of the task alone, the default recipe (`recipes.DEFAULT_RECIPE`, on the
 detection part of the heads), the default plus each of the task's losses (`mask_kd` and `proto_kd`, `kpt_kd` or
-`angle_kd`, at `--task-weight`) and Ultralytics' `distill_model` at its default dis=6. Rows are read as in efficacy.py
+`angle_kd`, at `--task-weight`), the recipes of `--recipes` (none by default; e.g. `head_kd` or `ld:ld=2`) and
+Ultralytics' `distill_model` at its default dis=6. Rows are read as in efficacy.py
 — by the paired gain over the student of the same seed and by the gap recovery GR = (mAP − mAP_student) /
 (mAP_teacher − mAP_student) — on the mAP50-95 of the task's own output (mask mAP for segment, pose mAP for pose,
 rotated-box mAP for OBB; for segment and pose the box mAP is kept beside it). Two trainings run side by side, one torch
@@ -13,6 +14,7 @@ thread each; every finished run is kept (`common.train`), so an interrupted run 
 
     python benchmarks/tasks.py --quick                 # 1 seed, 5 epochs, every task: a smoke test, not a measurement
     python benchmarks/tasks.py --tasks segment         # 3 seeds on one task
+    python benchmarks/tasks.py --tasks obb --recipes head_kd   # and a row for another recipe
 
 The regime must let the student learn (its task mAP50-95 >= 0.2) under a teacher at least 0.1 above it;
 `python benchmarks/report.py` says beside each task's table whether it does. Writes benchmarks/results/tasks.json
@@ -42,6 +44,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--student", default="yolov8n")
     p.add_argument("--epochs", type=int, default=None, help="the students' (default 31; --quick 5)")
     p.add_argument("--task-weight", type=float, default=1.0, help="weight of each task loss on top of the default")
+    p.add_argument("--recipes", nargs="*", default=[], help="rows for more recipes (name:key=value,...)")
     p.add_argument("--dis", type=float, nargs="*", default=[6.0], help="Ultralytics distill_model's dis (none: skip)")
     p.add_argument("--imgsz", type=int, default=128)
     p.add_argument("--batch", type=int, default=16)
@@ -77,6 +80,7 @@ def measure(task: str, data: str, args: argparse.Namespace, seeds: list[int], ep
     methods = [("student", "student", {}), (f"yolodistill:{default}", "yolodistill", {"recipe": default})]
     methods += [(f"yolodistill:{default}:{loss}={args.task_weight:g}", "yolodistill",
                  {"recipe": default, loss: args.task_weight}) for loss in losses]  # fmt: skip
+    methods += [(f"yolodistill:{r}", "yolodistill", common.recipe_spec(r)) for r in args.recipes]
     methods += [("ultralytics:distill_model", "ultralytics", {"dis": d}) for d in args.dis]
     run = dict(epochs=epochs, imgsz=args.imgsz, batch=args.batch, device=args.device)
     # the students first (every row pairs with them), then seed-major: a run cut short has whole pairs
