@@ -339,10 +339,11 @@ def test_unlabeled_script_splits_the_labels_and_reads_each_row(tmp_path, data_ya
 
 @pytest.mark.slow
 def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
-    """A toy run of benchmarks/tasks.py on one task (not a measurement): its teacher, the five rows (one per task loss)
-    read on the masks' mAP with the boxes' beside, kept runs read back."""
+    """A toy run of benchmarks/tasks.py on one task (not a measurement): its teacher, the six rows (one per task loss,
+    one of --recipes) read on the masks' mAP with the boxes' beside, kept runs read back."""
     toy = ["--tasks", "segment", "--data", str(task_data["segment"]), "--teacher-epochs", "1", "--epochs", "1",
-           "--imgsz", str(IMGSZ), "--batch", "8", "--seeds", "0", "--out", "tasks_toy"]  # fmt: skip
+           "--imgsz", str(IMGSZ), "--batch", "8", "--seeds", "0", "--out", "tasks_toy",
+           "--recipes", "ld:ld=2"]  # fmt: skip
     measured_before = {"metric": "pose", "settings": {"epochs": 99}, "rows": []}  # another task, kept beside it
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "tasks_toy.json").write_text(json.dumps({"tasks": {"pose": measured_before}}))
@@ -356,18 +357,19 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
         "yolodistill:ld",
         "yolodistill:ld:mask_kd=1",
         "yolodistill:ld:proto_kd=1",
+        "yolodistill:ld:ld=2",
         "ultralytics:distill_model",
     ]
-    assert [x["default"] for x in rows.values()] == [False, True, False, False, False]
+    assert [x["default"] for x in rows.values()] == [False, True, False, False, False, False]
     assert all("box_map50_95_mean" in x for x in rows.values()) and "box_map50_95" in r["teacher"]
     for x in r["rows"][1:]:
         assert x["paired_gain"] == common.paired(x["per_seed"], rows["student"]["per_seed"])["paired_gain"]
-    for m, loss in ((2, "mask_kd"), (3, "proto_kd")):
+    for m, loss, weight in ((2, "mask_kd", 1.0), (3, "proto_kd", 1.0), (4, "ld", 2.0)):
         state = yaml.safe_load((tmp_path / "runs" / f"tasks_toy-segment-m{m}-s0" / "distill.yaml").read_text())
-        assert state["recipe"][loss] == 1.0
+        assert state["recipe"][loss] == weight
     assert (tmp_path / "runs" / "teacher").is_dir()  # the teacher trains into the benchmark's runs folder
     again, stdout = run_script("tasks.py", tmp_path, *toy)
-    assert stdout.count("finished before with these settings, kept") == 5
+    assert stdout.count("finished before with these settings, kept") == 6
     assert again["tasks"] == result["tasks"]
 
 
