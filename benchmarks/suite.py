@@ -211,11 +211,13 @@ def measure(
     order += [(s, m) for m in range(baselines, len(methods)) for s in seeds]
     jobs = [job(m, s) for s, m in order]
     all_kept = all(common.is_kept(threads=1, **j) for j in jobs)
-    if t_pt.is_file() or teacher.get("checkpoint") != str(t_pt) or not all_kept:
+    # --kept-only never trains: not even an ensemble's second teacher or the pretrained student that kept runs need not
+    if not args.kept_only and (not all_kept or teacher.get("checkpoint") != str(t_pt)):
         for cfg in [regime.teacher, *{m[2]["ensemble"] for m in methods if "ensemble" in m[2]}]:
             teacher_of(cfg)
         if regime.pretrained_on:
             trained(regime.student, source, regime.pretrained_epochs, full, regime.batch, args.device)
+    if t_pt.is_file():  # validated wherever it is here: retrained since the last tabulation, its figures change
         shared = dict(imgsz=full, batch=regime.batch, device=args.device, workers=0)
         teacher = {"model": regime.teacher, "epochs": regime.teacher_epochs, "imgsz": full, "checkpoint": str(t_pt),
                    "weights_sha256": common.weights_sha256(t_pt), **common.validate(t_pt, data, shared)}  # fmt: skip
