@@ -8,7 +8,7 @@ its nominal batch of 64 first; the same for every variant here).
 
 The teacher only needs the right architecture for timing: a `.yaml` is built at random initialisation (default); a
 `.pt` is used as is. With feature losses only, our teacher stops after its last tapped layer (it skips its Detect
-head), so such a step can be under the floor; head losses (the default, LD) run the whole teacher.
+head), so such a step can be under the floor; head losses (the default, class KD + LD) run the whole teacher.
 
 Peak memory: on CUDA torch.cuda.max_memory_allocated() over the variant's steps; on CPU null (peak RSS is per process
 and the variants are interleaved in one process, so it cannot be attributed).

@@ -28,6 +28,7 @@ README = ROOT / "README.md"
 GOAL_GR, GOAL_RATIO, GOAL_SE = 0.40, 2.0, 2.0
 PLATEAU_REGIMES, PLATEAU_AIM, GAP_AIM = ("long",), 0.01, 0.10  # the regimes that must train until the student plateaus
 SUITE_BUDGET_H = 5  # the whole suite, teachers cached, in hours of this 2-core machine
+QUICK_BUDGET_MIN = 15  # suite.py --quick, likewise
 TASK_LEARNS = 0.2  # a task's regime: the student alone reaches this on its own metric, the teacher GAP_AIM above it
 TASK_OUTPUT = {"seg": "mask", "pose": "pose", "box": "rotated-box"}  # tasks.json's `metric` → what the rows read
 
@@ -158,8 +159,13 @@ def _leaders(methods: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
 
 def task_tables(result: dict[str, Any]) -> str:
     """tasks.py's tasks (each of tasks.TASKS, measured or not): the regime, a row per run on the task's own mAP50-95
-    with the box mAP50-95 beside it, whether the regime lets the student learn, and the goal of each yolodistill row."""
+    with the box mAP50-95 beside it, whether the regime lets the student learn, and the goal of each yolodistill row.
+    *default* marks today's default recipe (a task measured under an earlier default says so)."""
     from tasks import TASKS
+
+    from yolodistill.recipes import DEFAULT_RECIPE
+
+    default = f"yolodistill:{DEFAULT_RECIPE}"
 
     lines = []
     for task in TASKS:
@@ -183,7 +189,7 @@ def task_tables(result: dict[str, Any]) -> str:
         for r in rows:
             per_seed = " / ".join(f"{p['map50_95']:.3f}" for p in r["per_seed"])
             cells = [
-                _name(r) + (" *default*" if r["default"] else ""),
+                _name(r) + (" *default*" if r["method"] == default else ""),
                 per_seed,
                 f"{r['map50_95_mean']:.3f} ± {r['map50_95_std']:.3f}",
                 _gain(r),
@@ -199,6 +205,10 @@ def task_tables(result: dict[str, Any]) -> str:
             regime.append(f"the teacher < {GAP_AIM:g} above the student")
         lines += ["", "Regime: " + ("the student learns and the teacher is ≥ 0.1 above it" if not regime
                                     else "aim missed: " + "; ".join(regime)) + "."]  # fmt: skip
+        if not any(r["method"] == default for r in rows):
+            then = next((_name(r) for r in rows if r["default"]), "another recipe")
+            lines.append(f"Today's default `{default}` is not measured on this task yet ({then} was the default when "
+                         f"it was): `python benchmarks/tasks.py --tasks {task}`.  ")  # fmt: skip
         builtin = next((r["gap_recovery"] for r in rows if r["method"].startswith("ultralytics")), None)
         for r in rows:
             if not r["method"].startswith("yolodistill"):
@@ -277,8 +287,21 @@ def _from(name: str, make: Any, command: str | None = None) -> Any:
     return generate
 
 
+def quick_line(result: dict[str, Any]) -> str:
+    """`suite.py --quick`'s wall time against its budget, and the default's paired gain in each regime it ran."""
+    gains = []
+    for name, reg in result["regimes"].items():
+        default = next(r for r in reg["rows"] if r["default"] and r["method"].startswith("yolodistill"))
+        gains.append(f"`{name}` {_name(default)} {_gain(default)}")
+    minutes = result["wall_s"] / 60
+    return (f"`python benchmarks/suite.py --quick` (1 seed, {reg['settings']['epochs']} epochs, the student and the "
+            f"default; `benchmarks/results/suite_quick.json`) took {minutes:.1f} min (budget: {QUICK_BUDGET_MIN} "
+            f"min), paired gain {'; '.join(gains)}: a smoke test of the suite, not a measurement.")  # fmt: skip
+
+
 GENERATORS = {
     "suite": _from("suite", suite_tables),
+    "suite_quick": _from("suite_quick", quick_line, "python benchmarks/suite.py --quick"),
     "tasks": _from("tasks", task_tables),
     "unlabeled": _from("unlabeled", unlabeled_table),
     "unlabeled_steps": _from(

@@ -42,6 +42,7 @@ import argparse
 import dataclasses
 import math
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,18 +91,18 @@ REGIMES = {
 # is best, so a candidate below the default in one regime cannot replace it. That keeps the suite in its budget.
 SCREEN = "pretrained"
 CANDIDATES = {
-    "normal": ["head_kd", "head_kd:cls_kd_beta=1", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",
+    "normal": ["ld", "head_kd:cls_kd_beta=1", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",
                "cross_kd:cross_kd_align=true", "ld:ensemble=yolo11s.yaml"],  # the last: the teacher and a YOLO11s
     "lowres": ["head_kd:assistant=true"],  # Teacher-Assistant-Student (assistant.py)
 }  # fmt: skip
 # Rows beyond the budget (`--ablations`), what the candidates are read against: in SCREEN, head_kd (class KD + LD, the
-# default before the suite) split into its terms, other weightings, LD with feature terms, and box KD and CrossKD in
-# today's form; in the other regimes head_kd, the former default, beside today's.
+# default) split into its terms, other weightings (BCKD's form at 2× and 4× the class weight too), LD with feature
+# terms, and box KD and CrossKD in today's form; in the other regimes `ld` (LD alone, the former default), beside it.
 ABLATIONS = {
     "pretrained": ["head_kd:balance=0.1", "head_kd:cls_kd=0.5,ld=0.25", "head_kd:ld=0", "ld:ld=2", "ld:pkd=0.5", "cwd",
-                   "ld:box_kd=1", "cross_kd"],
+                   "ld:box_kd=1", "cross_kd", "head_kd:cls_kd_beta=1,cls_kd=4", "head_kd:cls_kd_beta=1,cls_kd=8"],
     "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1"],
-    "normal": ["head_kd"],
+    "normal": ["ld"],
 }  # fmt: skip
 QUICK = dict(epochs=3)
 
@@ -245,6 +246,7 @@ def measure(
 
 def main() -> None:
     args = parse_args()
+    start = time.monotonic()
     out = args.out or common.result_name("suite", args.quick)
     names = args.regimes or (["scratch", "pretrained"] if args.quick else list(REGIMES))
     names = sorted(names, key=lambda n: n != SCREEN)  # SCREEN first: it picks the other regimes' candidates
@@ -255,7 +257,10 @@ def main() -> None:
             regime = dataclasses.replace(regime, **QUICK)
         done[name] = measure(name, regime, args, out, done.get(name, {}), done.get(SCREEN))
         # after each regime: a suite cut short keeps what it finished (and its kept runs make the rest resume)
-        write_json(out, {"mode": "quick" if args.quick else "full", "regimes": done})
+        # wall_s: this invocation's time (what --quick is budgeted by), kept runs read back and teachers cached or not
+        write_json(
+            out, {"mode": "quick" if args.quick else "full", "wall_s": time.monotonic() - start, "regimes": done}
+        )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import IMGSZ
 
-from yolodistill.recipes import load_recipe
+from yolodistill.recipes import DEFAULT_RECIPE, load_recipe
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -180,17 +180,17 @@ def test_regime_script(tmp_path, data_yaml, teacher_pt):
 def test_overhead_script(tmp_path, data_yaml):
     result, _ = run_script(
         "overhead.py", tmp_path, "--data", str(data_yaml), "--imgsz", str(IMGSZ), "--batch", "2", "--iters", "2",
-        "--warmup", "1", "--recipes", "ld", "cwd_mimic", "--profile-steps", "1",
+        "--warmup", "1", "--recipes", "head_kd", "cwd_mimic", "--profile-steps", "1",
     )  # fmt: skip
     rows = {r["method"]: r for r in result["rows"]}
     assert list(rows) == [
         "student",
         "floor",
-        "yolodistill:ld",
+        "yolodistill:head_kd",
         "yolodistill:cwd_mimic",
         "ultralytics:distill_model",
     ]
-    assert rows["yolodistill:ld"]["default"] and not rows["yolodistill:cwd_mimic"]["default"]
+    assert rows["yolodistill:head_kd"]["default"] and not rows["yolodistill:cwd_mimic"]["default"]
     for r in rows.values():
         assert r["step_s"] > 0 and r["ratio_to_floor"] == pytest.approx(r["step_s"] / rows["floor"]["step_s"])
     assert result["profile_default_recipe"], "the profiler table of the default recipe is empty"
@@ -207,7 +207,7 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     scratch = first["regimes"]["scratch"]
     assert [(r["method"], r["default"]) for r in scratch["rows"]] == [
         ("student", False),
-        ("yolodistill:ld", True),
+        ("yolodistill:head_kd", True),
         ("yolodistill:head_kd:balance=0.5", False),
         (f"yolodistill:ld:ensemble={teacher}", False),
         ("ultralytics:distill_model", True),
@@ -220,6 +220,7 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
         assert r["gap_recovery"] == gr and len(r["paired_gain"]) == 1
     assert scratch["student_plateau"] == 0.0  # one epoch: its last is its 75 % point (from the kept curves)
     assert scratch["settings"]["student"] == "yolov8n.yaml"  # `--set pretrained.…` changed that regime only
+    assert first["wall_s"] > 0 and "took" in report.quick_line(first)  # what --quick is budgeted by
     # the second call reads scratch's 5 runs back and adds the pretrained regime beside it
     second, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", "pretrained", *toy)
     assert stdout.count("finished before with these settings, kept") == 5
@@ -227,9 +228,10 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     assert second["regimes"]["scratch"]["rows"] == scratch["rows"]
     pretrained = second["regimes"]["pretrained"]
     assert pretrained["settings"]["student"].endswith(".pt")  # trained first with plain Ultralytics, then fine-tuned
-    distill = tmp_path / "runs" / "suite_toy-pretrained-yolodistill_ld-s0" / "distill.yaml"
+    distill = tmp_path / "runs" / "suite_toy-pretrained-yolodistill_head_kd-s0" / "distill.yaml"
     recipe = yaml.safe_load(distill.read_text())["recipe"]
-    assert (recipe["ld"], recipe["cls_kd"]) == (load_recipe("ld").ld, 0)  # the default: LD alone
+    head_kd = load_recipe("head_kd")
+    assert (recipe["ld"], recipe["cls_kd"]) == (head_kd.ld, head_kd.cls_kd) != (head_kd.ld, 0)  # the default: both
 
     # every run kept and the teacher gone: the regime is tabulated again from the kept runs, not trained again
     teacher.unlink()
@@ -243,12 +245,17 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     assert fourth["regimes"]["scratch"]["rows"] == scratch["rows"]
     assert stdout.count("finished before with these settings, kept") == 5
     assert not (tmp_path / "runs" / "suite_toy-scratch-yolodistill_ld_ld_2-s0").exists()
+    # nor does it train the pretrained student, which kept runs no longer need
+    (pretrained_pt,) = (tmp_path / "home" / "teachers").glob("yolov8n-*.pt")
+    pretrained_pt.unlink()
+    fifth, stdout = run_script("suite.py", tmp_path, "--regimes", "pretrained", *kept_only)
+    assert fifth["regimes"]["pretrained"]["rows"] == pretrained["rows"] and not pretrained_pt.exists()
 
     readme = "intro\n<!-- suite:start -->\nold\n<!-- suite:end -->\nrest\n"
     monkeypatch.setitem(report.GENERATORS, "suite", lambda: report.suite_tables(second))
     text = report.render(readme)
     assert text.startswith("intro\n<!-- suite:start -->\n| regime |") and text.endswith("<!-- suite:end -->\nrest\n")
-    assert "| `yolodistill:head_kd:balance=0.5` | " in text and "| `yolodistill:ld` *default* | " in text
+    assert "| `yolodistill:head_kd:balance=0.5` | " in text and "| `yolodistill:head_kd` *default* | " in text
     assert "old" not in text
     assert report.render(text) == text  # generated once, stable
 
@@ -354,9 +361,9 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
     rows = {x["method"]: x for x in r["rows"]}
     assert list(rows) == [
         "student",
-        "yolodistill:ld",
-        "yolodistill:ld:mask_kd=1",
-        "yolodistill:ld:proto_kd=1",
+        "yolodistill:head_kd",
+        "yolodistill:head_kd:mask_kd=1",
+        "yolodistill:head_kd:proto_kd=1",
         "yolodistill:ld:ld=2",
         "ultralytics:distill_model",
     ]
@@ -386,8 +393,8 @@ def test_task_tables_read_each_task_on_its_own_output_and_name_missed_aims():
         }
         return r | ({} if gain is None else {"paired_gain_mean": gain, "paired_gain_se": 0.01})
 
-    def task(student, teacher, ours_gr):
-        rows = [run("student", False, [student, student]), run("yolodistill:ld", True, [0.3, 0.31], ours_gr, 0.05),
+    def task(student, teacher, ours_gr, ours=f"yolodistill:{DEFAULT_RECIPE}"):
+        rows = [run("student", False, [student, student]), run(ours, True, [0.3, 0.31], ours_gr, 0.05),
                 run("ultralytics:distill_model", False, [0.26, 0.27], 0.2, 0.01) | {"dis": 6.0}]  # fmt: skip
         return {"metric": "seg", "settings": {"epochs": 31, "imgsz": 128, "batch": 16, "seeds": [0, 1]},
                 "teacher": {"model": "yolov8s-seg.yaml", "epochs": 50, "map50_95": teacher, "box_map50_95": 0.6},
@@ -395,12 +402,17 @@ def test_task_tables_read_each_task_on_its_own_output_and_name_missed_aims():
 
     text = report.task_tables({"tasks": {"segment": task(0.25, 0.45, 0.5)}})
     assert "| run | mask mAP50-95 per seed | mask mAP50-95 | paired gain ± se | GR | box mAP50-95 |" in text
-    assert "| `yolodistill:ld` *default* | 0.300 / 0.310 | 0.305 ± 0.010 | +0.050 ± 0.010 | 50 % | 0.500 |" in text
-    assert "Regime: the student learns" in text and "Goal, `yolodistill:ld`: met." in text
+    ours = f"`yolodistill:{DEFAULT_RECIPE}`"
+    assert f"| {ours} *default* | 0.300 / 0.310 | 0.305 ± 0.010 | +0.050 ± 0.010 | 50 % | 0.500 |" in text
+    assert "Regime: the student learns" in text and f"Goal, {ours}: met." in text and "not measured on" not in text
     assert "**pose**: not measured yet" in text and "**obb**: not measured yet" in text
     weak = report.task_tables({"tasks": {"segment": task(0.15, 0.2, 0.1)}})
     assert "aim missed: the student alone < 0.2; the teacher < 0.1 above the student" in weak
-    assert "Goal, `yolodistill:ld`: missed: GR 10 % < 40 %; not above the built-in's 20 %." in weak
+    assert f"Goal, {ours}: missed: GR 10 % < 40 %; not above the built-in's 20 %." in weak
+    # measured under an earlier default: its row is no longer marked, and the table says today's is not measured
+    before = report.task_tables({"tasks": {"segment": task(0.25, 0.45, 0.5, ours="yolodistill:earlier")}})
+    assert "| `yolodistill:earlier` | " in before and "*default*" not in before
+    assert f"Today's default {ours} is not measured on this task yet (`yolodistill:earlier` was the default" in before
 
 
 def test_long_regime_row_says_when_its_own_aims_are_missed():
@@ -435,10 +447,11 @@ def test_long_regime_row_says_when_its_own_aims_are_missed():
 def test_candidates_leave_the_screening_regime_only_where_they_match_the_default_there():
     import suite
 
-    rows = [("ld", 0.02), ("head_kd", -0.06), ("cross_kd", 0.05), ("ld:ld=2", 0.02)]
+    rows = [("head_kd", 0.02), ("ld", -0.06), ("cross_kd", 0.05), ("ld:ld=2", 0.02)]
     screen = {"rows": [{"method": f"yolodistill:{m}", "gap_recovery": gr} for m, gr in rows]}
-    every = ["head_kd", "cross_kd", "ld:ld=2", "box_kd"]
-    assert suite.screened(suite.SCREEN, every, "ld", screen) == every
-    assert suite.screened("long", every, "ld", screen) == ["cross_kd", "ld:ld=2"]  # box_kd: not measured there
-    assert suite.screened("long", every, "ld", None) == []  # the screening regime has not run yet
+    every = ["ld", "cross_kd", "ld:ld=2", "box_kd"]
+    assert DEFAULT_RECIPE == "head_kd"
+    assert suite.screened(suite.SCREEN, every, "head_kd", screen) == every
+    assert suite.screened("long", every, "head_kd", screen) == ["cross_kd", "ld:ld=2"]  # box_kd: not measured there
+    assert suite.screened("long", every, "head_kd", None) == []  # the screening regime has not run yet
     assert suite.screened("lowres", ["head_kd:assistant=true"], "lowres", None) == ["head_kd:assistant=true"]
