@@ -289,12 +289,14 @@ def _from(name: str, make: Any, command: str | None = None) -> Any:
 
 def quick_line(result: dict[str, Any]) -> str:
     """`suite.py --quick`'s wall time against its budget, and the default's paired gain in each regime it ran."""
+    regimes = result["regimes"]
     gains = []
-    for name, reg in result["regimes"].items():
+    for name, reg in regimes.items():
         default = next(r for r in reg["rows"] if r["default"] and r["method"].startswith("yolodistill"))
         gains.append(f"`{name}` {_name(default)} {_gain(default)}")
+    epochs = {reg["settings"]["epochs"] for reg in regimes.values()}.pop()  # --quick sets one for all
     minutes = result["wall_s"] / 60
-    return (f"`python benchmarks/suite.py --quick` (1 seed, {reg['settings']['epochs']} epochs, the student and the "
+    return (f"`python benchmarks/suite.py --quick` (1 seed, {epochs} epochs, the student and the "
             f"default; `benchmarks/results/suite_quick.json`) took {minutes:.1f} min (budget: {QUICK_BUDGET_MIN} "
             f"min), paired gain {'; '.join(gains)}: a smoke test of the suite, not a measurement.")  # fmt: skip
 
