@@ -184,7 +184,7 @@ def train(method: str, model: str, data: str, teacher: str | Path | None = None,
     kept, settings = kept_record(method, model, data, teacher, threads, task, **args)
     extra = _teacher_arg(method, teacher)
     args = {**RUN_DEFAULTS, **args}
-    weights = input_weights(model, teacher)
+    weights = run_inputs(method, model, teacher)
     if (before := kept_result(kept, weights)) is not None:
         print(f"{args['name']}: finished before with these settings, kept ({kept})")
         return before
@@ -236,6 +236,12 @@ def input_weights(model: str | Path, teacher: str | Path | None = None) -> dict[
     return {p: weights_sha256(p) for p in paths if p.endswith(".pt") and Path(p).is_file()}
 
 
+def run_inputs(method: str, model: str | Path, teacher: str | Path | None) -> dict[str, str]:
+    """`input_weights` of what a run of `method` reads: a plain student (method "student") never sees the teacher
+    that its row is compared with, so a teacher retrained since does not make its kept run stale."""
+    return input_weights(model, None if method == "student" else teacher)
+
+
 def weights_sha256(path: str | Path) -> str:
     """Hash of a checkpoint's weights (names, dtypes and values), not of its bytes: Ultralytics stamps every save with
     its date, so a teacher retrained to the very same weights (same settings, machine and thread count) hashes alike."""
@@ -274,7 +280,7 @@ def is_kept(method: str, model: str, data: str, teacher: str | Path | None = Non
             task: str = "detect", **args: Any) -> bool:  # fmt: skip
     """Whether `train` with these arguments reads its result back instead of training."""
     kept, _ = kept_record(method, model, data, teacher, threads, task, **args)
-    return kept_result(kept, input_weights(model, teacher)) is not None
+    return kept_result(kept, run_inputs(method, model, teacher)) is not None
 
 
 DETECTION_COLUMNS = ("train/box_loss", "train/cls_loss", "train/dfl_loss")

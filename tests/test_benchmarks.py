@@ -90,6 +90,10 @@ def test_a_kept_run_is_read_back_only_while_the_checkpoints_it_used_hold_the_sam
         next(ckpt["ema"].parameters()).add_(1)
     torch.save(ckpt, teacher)  # retrained to other weights at the same path: the kept run is stale
     assert not common.is_kept(**job)
+    student = {**job, "method": "student"}  # the plain student of the same row: it never read the teacher
+    kept_student, student_settings = common.kept_record(**student)
+    kept_student.write_text(json.dumps({"settings": student_settings, "weights": {}, "result": {"map50_95": 0.4}}))
+    assert common.is_kept(**student) and common.run_inputs("student", "yolov8n.yaml", teacher) == {}
     teacher.unlink()  # not here at all: read back unchecked (a regime tabulated again without its teacher)
     assert common.is_kept(**job)
     assert list(common.input_weights("yolov8n.yaml", f"[{teacher_pt},{teacher}]")) == [str(teacher_pt)]  # ensemble

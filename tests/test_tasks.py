@@ -281,7 +281,7 @@ def test_one_epoch_run_saves_a_plain_student_of_its_task_that_exports(task, task
         run = workdir / "runs" / f"task-{task}"
     with open(run / "results.csv") as f:
         row = next(csv.DictReader(f))
-    for name in ("ld", *losses):  # the default recipe's detection loss (LD) and the task's
+    for name in ("cls_kd", "ld", *losses):  # the default recipe's detection losses (class KD, LD) and the task's
         assert float(row[f"train/{name}_loss"]) > 0
     assert f"metrics/mAP50-95{metric}" in row
 

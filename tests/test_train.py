@@ -26,7 +26,7 @@ def test_cli_run_writes_an_ultralytics_run(distilled_run):
     assert (weights / "best.pt").is_file() and (weights / "last.pt").is_file()
     with open(distilled_run / "results.csv") as f:
         header = next(csv.reader(f))
-    assert "train/ld_loss" in header and "train/cls_kd_loss" not in header  # the default recipe, ld: LD alone
+    assert "train/cls_kd_loss" in header and "train/ld_loss" in header  # the default recipe, head_kd: class KD + LD
     assert "metrics/mAP50-95(B)" in header
     assert not any(k.startswith("val/") and ("cls_kd" in k or "ld_loss" in k) for k in header)
     assert (distilled_run / "distill.yaml").is_file()
@@ -43,7 +43,8 @@ def test_checkpoint_is_a_plain_student(distilled_run, data_yaml):
     ckpt = torch.load(best, map_location="cpu", weights_only=False)
     vanilla = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=6, verbose=False).parameters())
     assert sum(p.numel() for p in ckpt["model"].parameters()) == vanilla
-    assert ckpt[CKPT_KEY]["recipe"]["ld"] > 0 and ckpt[CKPT_KEY]["adapters"] == {}  # the default needs no adapters
+    recipe = ckpt[CKPT_KEY]["recipe"]
+    assert recipe["cls_kd"] > 0 and recipe["ld"] > 0 and ckpt[CKPT_KEY]["adapters"] == {}  # head losses: no adapters
     # Plain Ultralytics, with yolodistill made unimportable, validates and predicts with the checkpoint.
     code = (
         "import sys; sys.modules['yolodistill'] = None\n"
