@@ -212,7 +212,7 @@ def measure(
     order += [(s, m) for m in range(baselines, len(methods)) for s in seeds]
     jobs = [job(m, s) for s, m in order]
     all_kept = all(common.is_kept(threads=1, **j) for j in jobs)
-    # --kept-only never trains: not even an ensemble's second teacher or the pretrained student that kept runs need not
+    # --kept-only never trains, not even an ensemble's second teacher or the pretrained student: kept runs need neither
     if not args.kept_only and (not all_kept or teacher.get("checkpoint") != str(t_pt)):
         for cfg in [regime.teacher, *{m[2]["ensemble"] for m in methods if "ensemble" in m[2]}]:
             teacher_of(cfg)
