@@ -49,10 +49,15 @@ def _name(r: dict[str, Any]) -> str:
     return f"`{name}`"
 
 
+def _is_default(r: dict[str, Any]) -> bool:
+    """Whether a suite row is the default recipe's (Ultralytics' built-in row is flagged as its own default)."""
+    return r["default"] and r["method"].startswith("yolodistill")
+
+
 def goal(regime: dict[str, Any]) -> str:
     """Whether the default row meets the three goals in this regime, naming the ones it misses."""
     rows = regime["rows"]
-    default = next((r for r in rows if r["default"] and r["method"].startswith("yolodistill")), None)
+    default = next((r for r in rows if _is_default(r)), None)
     if default is None:
         return "no default row"
     ours = default["gap_recovery"]
@@ -109,7 +114,7 @@ def suite_tables(result: dict[str, Any]) -> str:
         worst = min(measured, key=measured.get, default=None)
         note = "–" if worst is None else f"`{worst}` {_pct(measured[worst])}"
         note += "" if len(by_regime) == len(regimes) else " (of those it ran in)"
-        default = any(r["default"] and r["method"].startswith("yolodistill") for r in by_regime.values())
+        default = any(_is_default(r) for r in by_regime.values())
         tag = " *default*" if default else " (ablation)" if all(r.get("ablation") for r in by_regime.values()) else ""
         lines.append(f"| {method}{tag} | " + " | ".join(cells) + f" | {note} |")
     return "\n".join(lines + _leaders(methods) + [_cost(regimes)])
@@ -139,7 +144,7 @@ def _leaders(methods: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     (the rule the default is chosen by, read on the regimes measured so far)."""
     lines = [""]
     for name, by_regime in methods.items():
-        if not any(r["default"] and r["method"].startswith("yolodistill") for r in by_regime.values()):
+        if not any(_is_default(r) for r in by_regime.values()):
             continue
         rivals = {
             m: min(rows[n]["gap_recovery"] for n in by_regime)
@@ -292,7 +297,7 @@ def quick_line(result: dict[str, Any]) -> str:
     regimes = result["regimes"]
     gains = []
     for name, reg in regimes.items():
-        default = next(r for r in reg["rows"] if r["default"] and r["method"].startswith("yolodistill"))
+        default = next(r for r in reg["rows"] if _is_default(r))
         gains.append(f"`{name}` {_name(default)} {_gain(default)}")
     epochs = {reg["settings"]["epochs"] for reg in regimes.values()}.pop()  # --quick sets one for all
     minutes = result["wall_s"] / 60
