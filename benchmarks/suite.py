@@ -7,6 +7,8 @@ every one on the built-in generated data, offline, YOLOv8n students, one torch t
 - `scratch`: efficacy.py's regime (`shapes`, YOLOv8s teacher 50 epochs, students from scratch 31 epochs at 128 px).
 - `pretrained`: the everyday case, as users fine-tune `yolov8n.pt` on their classes: a YOLOv8n pretrained with plain
   Ultralytics on the `synthetic` preset (other classes), fine-tuned on `shapes` with `student=pretrained.pt`.
+- `pretrained_long`: the same pretrained student fine-tuned twice as long (20 epochs), as users fine-tune until the
+  student stops climbing: whether what `pretrained` shows comes from its short schedule (its aims are `long`'s).
 - `lowres`: that pretrained student fine-tuned at ½ resolution (64 px) from the 128 px teacher; GR against the same
   student fine-tuned at 128 px.
 - `cross_family`: a YOLO11s teacher (50 epochs) of the from-scratch YOLOv8n student.
@@ -77,6 +79,7 @@ REGIMES = {
     "scratch": Regime("students from scratch, 31 epochs, still climbing (efficacy.py's regime)"),
     "pretrained": Regime("YOLOv8n pretrained on `synthetic` (other classes), fine-tuned 10 epochs",
                          pretrained_on="synthetic", epochs=10),
+    "pretrained_long": Regime("the pretrained YOLOv8n fine-tuned 20 epochs", pretrained_on="synthetic", epochs=20),
     "lowres": Regime("the pretrained student fine-tuned 10 epochs at 64 px from the 128 px teacher",
                      pretrained_on="synthetic", epochs=10, imgsz=64, teacher_imgsz=128, ultralytics=False),
     "cross_family": Regime("YOLO11s teacher, YOLOv8n student from scratch, 31 epochs", teacher="yolo11s.yaml",
@@ -92,15 +95,18 @@ REGIMES = {
 SCREEN = "pretrained"
 CANDIDATES = {
     "normal": ["ld", "head_kd:cls_kd_beta=1", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",
-               "cross_kd:cross_kd_align=true", "ld:ensemble=yolo11s.yaml"],  # the last: the teacher and a YOLO11s
+               "cross_kd:cross_kd_align=true", "ld:ensemble=yolo11s.yaml",  # the teacher and a YOLO11s together
+               "head_kd:schedule=cosine"],  # every weight decays to 0.1×: distillation last gives way to the labels
     "lowres": ["head_kd:assistant=true"],  # Teacher-Assistant-Student (assistant.py)
 }  # fmt: skip
 # Rows beyond the budget (`--ablations`), what the candidates are read against: in SCREEN, head_kd (class KD + LD, the
 # default) split into its terms, other weightings (BCKD's form at 2× and 4× the class weight too), LD with feature
-# terms, and box KD and CrossKD in today's form; in the other regimes `ld` (LD alone, the former default), beside it.
+# terms, the default with a feature term (PKD, CWD), and box KD and CrossKD in today's form; in the other regimes `ld`
+# (LD alone, the former default), beside it.
 ABLATIONS = {
     "pretrained": ["head_kd:balance=0.1", "head_kd:cls_kd=0.5,ld=0.25", "head_kd:ld=0", "ld:ld=2", "ld:pkd=0.5", "cwd",
-                   "ld:box_kd=1", "cross_kd", "head_kd:cls_kd_beta=1,cls_kd=4", "head_kd:cls_kd_beta=1,cls_kd=8"],
+                   "ld:box_kd=1", "cross_kd", "head_kd:cls_kd_beta=1,cls_kd=4", "head_kd:cls_kd_beta=1,cls_kd=8",
+                   "head_kd:pkd=0.5", "head_kd:cwd=1"],
     "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1"],
     "normal": ["ld"],
 }  # fmt: skip
