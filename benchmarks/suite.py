@@ -210,7 +210,8 @@ def measure(
     teacher = before.get("teacher", {})
     if args.kept_only:  # train nothing: the rows with a run not kept are left out
         kept = [all(common.is_kept(threads=1, **job(m, s)) for s in seeds) for m in range(len(labels))]
-        if not all(kept[:baselines]) or "checkpoint" not in teacher:
+        # the teacher: as tabulated before, or validated below where it is on disk (a regime new to suite.json)
+        if not all(kept[:baselines]) or ("checkpoint" not in teacher and not t_pt.is_file()):
             raise SystemExit(f"--kept-only: the baselines or the teacher of regime '{name}' were never measured")
         methods, labels = ([x for x, k in zip(v, kept) if k] for v in (methods, labels))
     # the students first (every row pairs with them), then row by row: a run cut short leaves whole rows behind

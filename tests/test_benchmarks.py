@@ -237,6 +237,12 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     head_kd = load_recipe("head_kd")
     assert (recipe["ld"], recipe["cls_kd"]) == (head_kd.ld, head_kd.cls_kd) != (head_kd.ld, 0)  # the default: both
 
+    # --kept-only on a regime new to the JSON (another --out): its teacher, on disk, is validated; its runs read back
+    fresh = [*toy[:-2], "--out", "suite_fresh", "--kept-only"]
+    new, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", *fresh)
+    assert stdout.count("finished before with these settings, kept") == 5
+    assert new["regimes"]["scratch"]["rows"] == scratch["rows"]
+    assert new["regimes"]["scratch"]["teacher"]["map50_95"] == scratch["teacher"]["map50_95"]
     # every run kept and the teacher gone: the regime is tabulated again from the kept runs, not trained again
     teacher.unlink()
     third, stdout = run_script("suite.py", tmp_path, "--regimes", "scratch", *toy)
