@@ -87,6 +87,7 @@ REGIMES = {
     "long": Regime("`synthetic` preset, YOLOv8s teacher 100 epochs, students 40 epochs at nbs 16",
                    data="synthetic", teacher_epochs=100, epochs=40, nbs=16),
 }  # fmt: skip
+PLATEAU_REGIMES = ("long", "pretrained_long")  # held to long's aims: the student alone plateaus, the teacher well above
 # Measured beside the default (by name; low-resolution regimes take the "lowres" list, the others "normal"): the
 # methods issue 20 names, in their papers' form where ours differs (BCKD's box weights, CrossKD's align_scale).
 # Every candidate is measured first in SCREEN, the cheapest regime and the one where distillation gains least, and goes
