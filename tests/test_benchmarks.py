@@ -184,17 +184,12 @@ def test_regime_script(tmp_path, data_yaml, teacher_pt):
 def test_overhead_script(tmp_path, data_yaml):
     result, _ = run_script(
         "overhead.py", tmp_path, "--data", str(data_yaml), "--imgsz", str(IMGSZ), "--batch", "2", "--iters", "2",
-        "--warmup", "1", "--recipes", "head_kd", "cwd_mimic", "--profile-steps", "1",
+        "--warmup", "1", "--recipes", DEFAULT_RECIPE, "cwd_mimic", "--profile-steps", "1",
     )  # fmt: skip
     rows = {r["method"]: r for r in result["rows"]}
-    assert list(rows) == [
-        "student",
-        "floor",
-        "yolodistill:head_kd",
-        "yolodistill:cwd_mimic",
-        "ultralytics:distill_model",
-    ]
-    assert rows["yolodistill:head_kd"]["default"] and not rows["yolodistill:cwd_mimic"]["default"]
+    ours = f"yolodistill:{DEFAULT_RECIPE}"
+    assert list(rows) == ["student", "floor", ours, "yolodistill:cwd_mimic", "ultralytics:distill_model"]
+    assert rows[ours]["default"] and not rows["yolodistill:cwd_mimic"]["default"]
     for r in rows.values():
         assert r["step_s"] > 0 and r["ratio_to_floor"] == pytest.approx(r["step_s"] / rows["floor"]["step_s"])
     assert result["profile_default_recipe"], "the profiler table of the default recipe is empty"
@@ -211,7 +206,7 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     scratch = first["regimes"]["scratch"]
     assert [(r["method"], r["default"]) for r in scratch["rows"]] == [
         ("student", False),
-        ("yolodistill:head_kd", True),
+        (f"yolodistill:{DEFAULT_RECIPE}", True),
         ("yolodistill:head_kd:balance=0.5", False),
         (f"yolodistill:ld:ensemble={teacher}", False),
         ("ultralytics:distill_model", True),
@@ -232,10 +227,10 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     assert second["regimes"]["scratch"]["rows"] == scratch["rows"]
     pretrained = second["regimes"]["pretrained"]
     assert pretrained["settings"]["student"].endswith(".pt")  # trained first with plain Ultralytics, then fine-tuned
-    distill = tmp_path / "runs" / "suite_toy-pretrained-yolodistill_head_kd-s0" / "distill.yaml"
+    distill = tmp_path / "runs" / f"suite_toy-pretrained-yolodistill_{DEFAULT_RECIPE}-s0" / "distill.yaml"
     recipe = yaml.safe_load(distill.read_text())["recipe"]
-    head_kd = load_recipe("head_kd")
-    assert (recipe["ld"], recipe["cls_kd"]) == (head_kd.ld, head_kd.cls_kd) != (head_kd.ld, 0)  # the default: both
+    default = load_recipe(DEFAULT_RECIPE)
+    assert recipe == default.to_dict() and default.cls_kd > 0 and default.ld > 0  # the default: class KD and LD
 
     # --kept-only on a regime new to the JSON (another --out): its teacher, on disk, is validated; its runs read back
     fresh = [*toy[:-2], "--out", "suite_fresh", "--kept-only"]
@@ -265,7 +260,7 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     monkeypatch.setitem(report.GENERATORS, "suite", lambda: report.suite_tables(second))
     text = report.render(readme)
     assert text.startswith("intro\n<!-- suite:start -->\n| regime |") and text.endswith("<!-- suite:end -->\nrest\n")
-    assert "| `yolodistill:head_kd:balance=0.5` | " in text and "| `yolodistill:head_kd` *default* | " in text
+    assert "| `yolodistill:head_kd:balance=0.5` | " in text and f"| `yolodistill:{DEFAULT_RECIPE}` *default* | " in text
     assert "old" not in text
     assert report.render(text) == text  # generated once, stable
 
@@ -371,9 +366,9 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
     rows = {x["method"]: x for x in r["rows"]}
     assert list(rows) == [
         "student",
-        "yolodistill:head_kd",
-        "yolodistill:head_kd:mask_kd=1",
-        "yolodistill:head_kd:proto_kd=1",
+        f"yolodistill:{DEFAULT_RECIPE}",
+        f"yolodistill:{DEFAULT_RECIPE}:mask_kd=1",
+        f"yolodistill:{DEFAULT_RECIPE}:proto_kd=1",
         "yolodistill:ld:ld=2",
         "ultralytics:distill_model",
     ]
@@ -457,11 +452,10 @@ def test_long_regime_row_says_when_its_own_aims_are_missed():
 def test_candidates_leave_the_screening_regime_only_where_they_match_the_default_there():
     import suite
 
-    rows = [("head_kd", 0.02), ("ld", -0.06), ("cross_kd", 0.05), ("ld:ld=2", 0.02)]
+    rows = [(DEFAULT_RECIPE, 0.02), ("ld", -0.06), ("cross_kd", 0.05), ("ld:ld=2", 0.02)]
     screen = {"rows": [{"method": f"yolodistill:{m}", "gap_recovery": gr} for m, gr in rows]}
     every = ["ld", "cross_kd", "ld:ld=2", "box_kd"]
-    assert DEFAULT_RECIPE == "head_kd"
-    assert suite.screened(suite.SCREEN, every, "head_kd", screen) == every
-    assert suite.screened("long", every, "head_kd", screen) == ["cross_kd", "ld:ld=2"]  # box_kd: not measured there
-    assert suite.screened("long", every, "head_kd", None) == []  # the screening regime has not run yet
+    assert suite.screened(suite.SCREEN, every, DEFAULT_RECIPE, screen) == every
+    assert suite.screened("long", every, DEFAULT_RECIPE, screen) == ["cross_kd", "ld:ld=2"]  # box_kd: not run there
+    assert suite.screened("long", every, DEFAULT_RECIPE, None) == []  # the screening regime has not run yet
     assert suite.screened("lowres", ["head_kd:assistant=true"], "lowres", None) == ["head_kd:assistant=true"]

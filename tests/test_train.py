@@ -26,7 +26,7 @@ def test_cli_run_writes_an_ultralytics_run(distilled_run):
     assert (weights / "best.pt").is_file() and (weights / "last.pt").is_file()
     with open(distilled_run / "results.csv") as f:
         header = next(csv.reader(f))
-    assert "train/cls_kd_loss" in header and "train/ld_loss" in header  # the default recipe, head_kd: class KD + LD
+    assert "train/cls_kd_loss" in header and "train/ld_loss" in header  # the default recipe: class KD + LD
     assert "metrics/mAP50-95(B)" in header
     assert not any(k.startswith("val/") and ("cls_kd" in k or "ld_loss" in k) for k in header)
     assert (distilled_run / "distill.yaml").is_file()
