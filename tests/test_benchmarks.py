@@ -64,6 +64,14 @@ def test_runs_are_kept_by_the_recipe_they_resolve_to():
     assert "box_kd" not in spelled["recipe"]  # keys at their default stay out: a new loss leaves earlier runs valid
 
 
+def test_the_default_reads_back_the_runs_made_as_head_kd_with_bckds_class_term():
+    """README: head_bckd's suite rows are the runs made as `head_kd:cls_kd_beta=1` before it had a name."""
+    base = {"method": "yolodistill", "model": "yolov8n.yaml", "seed": 0}
+    spelled = common.run_settings({**base, **common.recipe_spec("head_kd:cls_kd_beta=1")})
+    assert common.run_settings({**base, **common.recipe_spec(DEFAULT_RECIPE)}) == spelled
+    assert common.run_settings({**base, "recipe": "head_kd"}) != spelled
+
+
 def test_a_kept_run_is_read_back_only_while_the_checkpoints_it_used_hold_the_same_weights(tmp_path, teacher_pt,
                                                                                           monkeypatch):  # fmt: skip
     import torch
