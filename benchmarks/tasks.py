@@ -15,6 +15,7 @@ thread each; every finished run is kept (`common.train`), so an interrupted run 
     python benchmarks/tasks.py --quick                 # 1 seed, 5 epochs, every task: a smoke test, not a measurement
     python benchmarks/tasks.py --tasks segment         # 3 seeds on one task
     python benchmarks/tasks.py --tasks obb --recipes head_kd   # and a row for another recipe
+    python benchmarks/tasks.py --tasks segment --task-losses mask_kd   # a row for one task loss only (none: no row)
 
 The regime must let the student learn (its task mAP50-95 >= 0.2) under a teacher at least 0.1 above it;
 `python benchmarks/report.py` says beside each task's table whether it does. Writes benchmarks/results/tasks.json
@@ -44,6 +45,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--student", default="yolov8n")
     p.add_argument("--epochs", type=int, default=None, help="the students' (default 31; --quick 5)")
     p.add_argument("--task-weight", type=float, default=1.0, help="weight of each task loss on top of the default")
+    p.add_argument("--task-losses", nargs="*", default=None, help="the task's losses given a row (default all)")
     p.add_argument("--recipes", nargs="*", default=[], help="rows for more recipes (name:key=value,...)")
     p.add_argument("--dis", type=float, nargs="*", default=[6.0], help="Ultralytics distill_model's dis (none: skip)")
     p.add_argument("--imgsz", type=int, default=128)
@@ -74,6 +76,7 @@ def task_teacher(task: str, data: str, args: argparse.Namespace) -> tuple[str, d
 def measure(task: str, data: str, args: argparse.Namespace, seeds: list[int], epochs: int, out: str) -> dict:
     """One task's entry of tasks.json: its settings, teacher and rows."""
     suffix, _, losses = TASKS[task]
+    losses = [x for x in losses if args.task_losses is None or x in args.task_losses]
     t_pt, teacher = task_teacher(task, data, args)
     from yolodistill.recipes import DEFAULT_RECIPE as default
 
@@ -111,6 +114,9 @@ def main() -> None:
 
     if args.data and len(args.data) != len(args.tasks):
         raise SystemExit(f"--data names {len(args.data)} data yamls for {len(args.tasks)} tasks: give one per task")
+    known = {x for t in args.tasks for x in TASKS[t][2]}
+    if unknown := sorted(set(args.task_losses or ()) - known):
+        raise SystemExit(f"--task-losses names {unknown}, not a loss of {args.tasks}: use some of {sorted(known)}")
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     epochs = args.epochs or (5 if args.quick else 31)
     out = args.out or common.result_name("tasks", args.quick)
