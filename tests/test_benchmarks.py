@@ -391,6 +391,13 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
     again, stdout = run_script("tasks.py", tmp_path, *toy)
     assert stdout.count("finished before with these settings, kept") == 6
     assert again["tasks"] == result["tasks"]
+    # --task-losses picks the task-loss rows (the rest read back as kept); a loss of no task named is refused
+    some, stdout = run_script("tasks.py", tmp_path, *toy, "--task-losses", "mask_kd")
+    assert [x["method"] for x in some["tasks"]["segment"]["rows"]] == [m for m in rows if "proto_kd" not in m]
+    assert stdout.count("finished before with these settings, kept") == 5
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        run_script("tasks.py", tmp_path, *toy, "--task-losses", "kpt_kd")
+    assert "--task-losses names ['kpt_kd'], not a loss of ['segment']" in refused.value.stderr
 
 
 def test_task_tables_read_each_task_on_its_own_output_and_name_missed_aims():
