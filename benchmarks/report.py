@@ -185,7 +185,7 @@ def task_tables(result: dict[str, Any]) -> str:
             f"**{task}** ({output} mAP50-95): `{teacher['model']}` teacher, {teacher['epochs']} epochs, "
             f"{teacher['map50_95']:.3f}" + (f" (boxes {teacher['box_map50_95']:.3f})" if box else "")
             + f"; students {s['epochs']} epochs at {s['imgsz']} px, batch {s['batch']}, seeds "
-            f"{', '.join(map(str, s['seeds']))}.",
+            f"{', '.join(map(str, s['seeds']))}." + (f" Rows of `{t['command']}`." if "command" in t else ""),
             "",
             f"| run | {output} mAP50-95 per seed | {output} mAP50-95 | paired gain ± se | GR |"
             + (" box mAP50-95 |" if box else ""),

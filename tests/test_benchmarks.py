@@ -371,6 +371,7 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
     r = result["tasks"]["segment"]
     assert result["tasks"]["pose"] == measured_before and r["metric"] == "seg" and r["settings"]["epochs"] == 1
     assert r["teacher"]["model"] == "yolov8s-seg.yaml" and Path(r["teacher"]["checkpoint"]).is_file()
+    assert "tasks.py --tasks segment" in r["command"]  # each task keeps the command of its own rows
     rows = {x["method"]: x for x in r["rows"]}
     assert list(rows) == [
         "student",
@@ -425,7 +426,11 @@ def test_task_tables_read_each_task_on_its_own_output_and_name_missed_aims():
     ours = f"`yolodistill:{DEFAULT_RECIPE}`"
     assert f"| {ours} *default* | 0.300 / 0.310 | 0.305 ± 0.010 | +0.050 ± 0.010 | 50 % | 0.500 |" in text
     assert "Regime: the student learns" in text and f"Goal, {ours}: met." in text and "not measured on" not in text
-    assert "**pose**: not measured yet" in text and "**obb**: not measured yet" in text
+    assert "**pose**: not measured yet" in text and "**obb**: not measured yet" in text and "Rows of" not in text
+    cmd = "python benchmarks/tasks.py --tasks segment"
+    assert f"seeds 0, 1. Rows of `{cmd}`." in report.task_tables(
+        {"tasks": {"segment": task(0.25, 0.45, 0.5) | {"command": cmd}}}
+    )
     weak = report.task_tables({"tasks": {"segment": task(0.15, 0.2, 0.1)}})
     assert "aim missed: the student alone < 0.2; the teacher < 0.1 above the student" in weak
     assert f"Goal, {ours}: missed: GR 10 % < 40 %; not above the built-in's 20 %." in weak
