@@ -105,8 +105,8 @@ def measure(task: str, data: str, args: argparse.Namespace, seeds: list[int], ep
     print(f"{task}: teacher {teacher['model']} mAP50-95 {teacher['map50_95']:.4f}\n{table(rows)}")
     settings = {"epochs": epochs, "imgsz": args.imgsz, "batch": args.batch, "seeds": seeds,
                 "teacher_epochs": args.teacher_epochs, "task_weight": args.task_weight}  # fmt: skip
-    entry = {"data": data, "metric": common.TASK_METRIC[task][0], "settings": settings, "teacher": teacher}
-    return {**entry, "command": common.command_line(), "rows": rows}  # each task's own: tasks.json keeps the others
+    return {"data": data, "metric": common.TASK_METRIC[task][0], "settings": settings, "teacher": teacher,
+            "command": common.command_line(), "rows": rows}  # fmt: skip
 
 
 def main() -> None:
