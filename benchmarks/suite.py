@@ -98,10 +98,7 @@ CANDIDATES = {
     "normal": ["ld", "head_kd", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",  # head_kd: the former default
                "cross_kd:cross_kd_align=true", "ld:ensemble=yolo11s.yaml",  # the teacher and a YOLO11s together
                "head_kd:schedule=cosine"],  # every weight decays to 0.1×: distillation last gives way to the labels
-    "lowres": ["head_kd:assistant=true",  # Teacher-Assistant-Student (assistant.py)
-               # the student's level l against the teacher's l + 1 (alignment.paired_levels): class KD alone, and
-               # with LD, which shifted levels allow
-               "lowres:lowres_levels=shifted", "head_bckd:lowres_levels=shifted", "head_kd:lowres_levels=shifted"],
+    "lowres": ["head_kd:assistant=true"],  # Teacher-Assistant-Student (assistant.py)
 }  # fmt: skip
 # Rows beyond the budget (`--ablations`), what the candidates are read against: in SCREEN, head_kd (class KD + LD)
 # split into its terms, other weightings (BCKD's form at 2× and 4× the class weight too), LD with feature terms,

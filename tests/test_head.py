@@ -32,15 +32,6 @@ def _trainer(data_yaml, teacher_pt, project, **kw):
         ({"recipe": "cwd", "cwd": 0}, "no loss weight > 0"),
         ({"ld": 0.25, "imgsz": 64, "teacher_imgsz": 128}, "ld needs teacher_imgsz == imgsz"),
         ({"recipe": "lowres", "box_kd": 1, "imgsz": 64, "teacher_imgsz": 128}, "box_kd needs teacher_imgsz == imgsz"),
-        (
-            {"lowres_levels": "shifted", "imgsz": 64, "teacher_imgsz": 96},
-            "lowres_levels=shifted needs teacher_imgsz / imgsz = 2",
-        ),
-        (
-            {"recipe": "cross_kd", "lowres_levels": "shifted", "imgsz": 64, "teacher_imgsz": 128},
-            "cross_kd runs the student's maps through the teacher's head level by level",
-        ),
-        ({"lowres_levels": "shift"}, "unknown lowres_levels.*did you mean 'shifted'"),
         ({"schedule": "cosin"}, "unknown schedule.*'cosin': did you mean 'cosine'"),
         ({"cls_kd_weighted": "maybe"}, "flags true/false"),
         ({"recipe": "cwd", "feature_weighted": True}, "weights mimic and pkd, but both are 0"),

@@ -133,20 +133,10 @@ def test_teacher_is_frozen_outside_optimizer_and_ema(workdir, data_yaml, teacher
     }
 
 
-@pytest.mark.parametrize(
-    ("keys", "columns", "shift"),
-    [
-        ({"cross_kd": 1.0}, ("cls_kd", "cross_kd"), 0),  # CrossKD on the teacher's grid
-        ({"recipe": "head_bckd", "lowres_levels": "shifted"}, ("cls_kd", "ld"), 1),  # LD on shifted levels
-    ],
-    ids=["same-levels", "shifted-levels"],
-)
-def test_lowres_student_sees_only_small_images_and_teacher_only_large(
-    workdir, data_yaml, teacher_pt, keys, columns, shift
-):
-    args = train_args(workdir / "runs", name=f"lowres-{shift}", imgsz=64)
+def test_lowres_student_sees_only_small_images_and_teacher_only_large(workdir, data_yaml, teacher_pt):
+    args = train_args(workdir / "runs", name="lowres", imgsz=64)
     overrides = {"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), "teacher_imgsz": 128}
-    trainer = DistillationTrainer(overrides={**overrides, **args, **keys})
+    trainer = DistillationTrainer(overrides={**overrides, **args, "cross_kd": 1.0})  # CrossKD on the teacher's grid
     sizes = {"student": set(), "teacher": set()}
 
     def record(t):
@@ -166,8 +156,7 @@ def test_lowres_student_sees_only_small_images_and_teacher_only_large(
     assert ckpt[CKPT_KEY]["teacher_imgsz"] == 128
     with open(trainer.csv) as f:
         row = next(csv.DictReader(f))
-    assert all(float(row[f"train/{name}_loss"]) > 0 for name in columns)
-    assert trainer.distiller.level_shift == shift
+    assert float(row["train/cls_kd_loss"]) > 0 and float(row["train/cross_kd_loss"]) > 0
 
 
 def test_demo_prints_the_three_rows_and_caches_the_teacher(workdir, data_yaml, monkeypatch, capsys):

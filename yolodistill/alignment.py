@@ -3,15 +3,10 @@
 A student that sees an image at imgsz and a teacher that sees it at teacher_imgsz ≥ imgsz tap levels of equal stride,
 so the teacher's grid is teacher_imgsz / imgsz times finer. Upsampling the (adapted) student maps bilinearly to the
 teacher's H×W lines up locations — and so anchors — before the losses compare them; any ratio works (640 → 416).
-
-The head outputs can meet another way when teacher_imgsz / imgsz is a power of 2 (`lowres_levels=shifted`): the
-student's level of stride s against the teacher's of stride 2s (at ratio 2), which has the same grid over the same
-image. There the DFL box bins mean the same on both, so LD and box KD apply at low resolution as well.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -48,38 +43,3 @@ def align_anchors(student: torch.Tensor, student_feats: Sequence[torch.Tensor], 
         return student
     maps = split_levels(student, student_feats)
     return torch.cat([m.flatten(2) for m in align(maps, teacher_feats)], dim=-1)
-
-
-# How a lower-resolution student's head levels meet the teacher's (the recipe's `lowres_levels`)
-LEVEL_MATCHES = ("same", "shifted")
-# the head outputs laid out per anchor over all levels (Detect's and what the task heads add)
-PER_ANCHOR = ("boxes", "scores", "mask_coefficient", "kpts", "angle")
-
-
-def level_shift(teacher_imgsz: int, imgsz: int) -> int | None:
-    """k where teacher_imgsz = 2^k · imgsz, else None. At ratio 2^k the student's level l (stride s) has the grid
-    of the teacher's level l + k (stride 2^k·s) over the same image: each cell covers the same part of it, so class
-    scores, anchor assignment and DFL box bins (which count cells) mean the same on both."""
-    ratio = teacher_imgsz / imgsz
-    k = round(math.log2(ratio))
-    return k if k >= 1 and 2**k * imgsz == teacher_imgsz else None
-
-
-def _levels(head: dict, keep: range) -> dict:
-    """A head output dict restricted to levels `keep` (contiguous): its per-anchor outputs narrowed (views, no copy)
-    to those levels' anchors, its `feats` to those levels' maps; other entries (prototypes) as they are."""
-    sizes = [f.shape[-2] * f.shape[-1] for f in head["feats"]]
-    start, length = sum(sizes[: keep.start]), sum(sizes[keep.start : keep.stop])
-    out = {k: v.narrow(-1, start, length) if k in PER_ANCHOR else v for k, v in head.items()}
-    out["feats"] = head["feats"][keep.start : keep.stop]
-    return out
-
-
-def paired_levels(student: dict, teacher: dict, shift: int) -> tuple[dict, dict]:
-    """Student and teacher head output dicts (distiller.head_outputs) restricted to the levels that are compared:
-    the student's level l against the teacher's level l + `shift` (`level_shift`), so the teacher's finest `shift`
-    levels and the student's coarsest `shift` levels drop out. `shift` 0: both as they are."""
-    if not shift:
-        return student, teacher
-    n = len(teacher["feats"])
-    return _levels(student, range(0, n - shift)), _levels(teacher, range(shift, n))

@@ -27,7 +27,6 @@ from ultralytics.nn.tasks import (
 from ultralytics.utils.checks import check_model_file_from_stem
 from ultralytics.utils.torch_utils import parse_device, select_device
 
-from .alignment import level_shift
 from .crosshead import cut_channels
 from .data import resolve_data
 from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
@@ -125,7 +124,6 @@ class Plan:
     teacher_channels: list[int]
     student_channels: list[int]
     teacher_imgsz: int
-    level_shift: int  # the student's head level l meets the teacher's l + level_shift (alignment.paired_levels)
     teacher_sha256: str
     student_head_channels: list[int]  # the student's channels where CrossKD cuts its head (empty without cross_kd)
     teacher_classes: list[int] | None  # teacher class channel of each data class (by name); None: same classes
@@ -347,34 +345,13 @@ def _sizes(args: SimpleNamespace, teacher_imgsz: int | None, stride: int) -> int
     return teacher_imgsz
 
 
-def _level_shift(recipe: Recipe, teacher: nn.Module, student: nn.Module, teacher_imgsz: int, imgsz: int) -> int:
-    """How many levels a lower-resolution student's head outputs are shifted against the teacher's
-    (`alignment.paired_levels`): log2(teacher_imgsz / imgsz) with `lowres_levels=shifted`, else 0."""
-    if recipe.lowres_levels != "shifted" or teacher_imgsz == imgsz:
-        return 0
-    k = level_shift(teacher_imgsz, imgsz)
-    if k is None:
-        raise DistillError(
-            f"lowres_levels=shifted needs teacher_imgsz / imgsz = 2, 4, 8 …, but it is {teacher_imgsz} / {imgsz}: "
-            "set lowres_levels=same, or sizes in such a ratio"
-        )
-    t, s = [int(x) for x in teacher.stride], [int(x) for x in student.stride]
-    if t != s or any(b != 2 * a for a, b in zip(t, t[1:])) or k >= len(t):
-        raise DistillError(
-            f"lowres_levels=shifted needs heads of equal strides, each level twice the last, and more than {k} "
-            f"levels, but the teacher's are {t} and the student's {s}: set lowres_levels=same"
-        )
-    return k
-
-
 def _check_head_losses(
-    recipe: Recipe, teacher: nn.Module, student: nn.Module, lowres: bool, t_nc: int | None = None, shift: int = 0
+    recipe: Recipe, teacher: nn.Module, student: nn.Module, lowres: bool, t_nc: int | None = None
 ) -> None:
     """A loss whose inputs the two models cannot give comparably (each row's own check in `registry.TABLE`) is
-    refused. `t_nc`: the teacher's classes that are distilled (the data's, selected by name; None: all of its own);
-    `shift`: the levels the student's head outputs are shifted by (`_level_shift`)."""
+    refused. `t_nc`: the teacher's classes that are distilled (the data's, selected by name; None: all of its own)."""
     t_head, s_head = teacher.model[-1], student.model[-1]
-    heads = Heads(t_head, s_head, t_head.nc if t_nc is None else t_nc, lowres, shift)
+    heads = Heads(t_head, s_head, t_head.nc if t_nc is None else t_nc, lowres)
     for name in recipe.weights():
         if TABLE[name].check is not None:
             TABLE[name].check(name, heads)
@@ -425,9 +402,8 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         raise DistillError(f"{msg}: give teacher_layers and student_layers of equal length")
     if recipe.levels is not None and len(recipe.levels) != len(t_layers):
         raise DistillError(f"{len(recipe.levels)} levels weights for {len(t_layers)} taps: give one weight per tap")
-    shift = _level_shift(recipe, teacher, student, teacher_imgsz, args.imgsz)
     for t, c in zip(teachers, picks):
-        _check_head_losses(recipe, t, student, lowres, c and len(c), shift)
+        _check_head_losses(recipe, t, student, lowres, c and len(c))
     if len(teachers) > 1:
         _check_ensemble(recipe, paths, teachers)
     t_info, s_info = _probe(teacher, t_layers, 2 * stride), _probe(student, s_layers, 2 * stride)
@@ -445,7 +421,6 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         teacher_channels=[c for c, _ in t_info],
         student_channels=[c for c, _ in s_info],
         teacher_imgsz=teacher_imgsz,
-        level_shift=shift,
         teacher_sha256=file_sha256(paths[0]),
         student_head_channels=cut_channels(student.model[-1])[0] if recipe.cross_kd > 0 else [],
         teacher_classes=classes,

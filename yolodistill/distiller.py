@@ -11,7 +11,7 @@ from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.tal import make_anchors
 
 from .adapters import adapter, build_adapters
-from .alignment import align, align_anchors, paired_levels, split_levels
+from .alignment import align, align_anchors, split_levels
 from .balance import Balance
 from .crosshead import CrossHead, cross_adapters
 from .ensemble import mean_boxes, mean_scores
@@ -105,7 +105,6 @@ class Distiller(nn.Module):
         teacher_classes: Sequence[int] | None = None,
         members: Sequence[tuple[nn.Module, Sequence[int] | None]] = (),
         student_protos: int = 0,
-        level_shift: int = 0,
     ):
         super().__init__()
         self.teacher = teacher
@@ -140,8 +139,6 @@ class Distiller(nn.Module):
         for i, (_, c) in enumerate(members):
             self.register_buffer(f"member_classes_{i}", None if c is None else torch.tensor(list(c)), persistent=False)
         self.balance = Balance(recipe.balance)
-        # a lower-resolution student's head level l meets the teacher's l + level_shift (alignment.paired_levels)
-        self.level_shift = level_shift
         # steps whose distillation was dropped for a non-finite teacher output; read (and reset) once an epoch
         self.register_buffer("dropped_steps", torch.zeros((), dtype=torch.long), persistent=False)
         self.student_layers = list(student_layers)
@@ -166,7 +163,6 @@ class Distiller(nn.Module):
             plan.teacher_classes,
             list(zip(plan.members, plan.member_classes)),
             plan.student_protos,
-            plan.level_shift,
         )
 
     def train(self, mode: bool = True) -> Distiller:
@@ -219,16 +215,12 @@ class Distiller(nn.Module):
         inputs: dict[str, Any] = {"student_maps": student, "teacher_maps": teacher, "masks": None}
         if self.recipe.uses_head:
             s_head = head_outputs(student_preds)
-            # the levels compared (all of both, unless a lower-resolution student's are shifted), the student's
-            # outputs on the teacher's anchors (boxes only where the checks allow box losses: one grid, or shifted)
-            s_pair, t_pair = paired_levels(s_head, t_head, self.level_shift)
-            inputs.update(t_scores=t_pair["scores"], t_boxes=t_pair["boxes"])
-            inputs["s_scores"] = align_anchors(s_pair["scores"], s_pair["feats"], t_pair["feats"])
-            if "s_boxes" in self.inputs:
-                inputs["s_boxes"] = align_anchors(s_pair["boxes"], s_pair["feats"], t_pair["feats"])
+            inputs.update(t_scores=t_head["scores"], t_boxes=t_head["boxes"], s_boxes=s_head["boxes"])
+            # on the teacher's anchors; the boxes stay on the student's (the checks refuse box losses at lower res)
+            inputs["s_scores"] = align_anchors(s_head["scores"], s_head["feats"], t_head["feats"])
             if self.recipe.feature_weighted:
                 inputs["masks"] = score_maps(t_head["scores"], t_head["feats"])
-            inputs.update(self.task_inputs(s_pair, t_pair))
+            inputs.update(self.task_inputs(s_head, t_head))
             if "s_unlabelled" in self.inputs:
                 inputs.update(self.unlabelled_inputs(s_head, t_head, labelled))
         if self.cross is not None:

@@ -14,7 +14,6 @@ from typing import Any
 import yaml
 
 from .adapters import ADAPTERS
-from .alignment import LEVEL_MATCHES
 from .losses import BoxKDLoss
 from .registry import TABLE
 from .utils import DistillError, bundled, suggest
@@ -71,12 +70,6 @@ class Recipe:
     off_close_mosaic: bool = _key(False, "true: no distillation in the final close_mosaic epochs")
     levels: tuple[float, ...] | None = _key(
         None, "per-level weights of the feature losses, one per tap (default all 1)"
-    )
-    lowres_levels: str = _key(
-        "same",
-        "a lower-resolution student's head levels against the teacher's: same (each upsampled to the teacher's grid) | "
-        "shifted (level l against the teacher's l + log2(teacher_imgsz / imgsz), one grid: LD and box KD apply)",
-        LEVEL_MATCHES,
     )
     adapter: str = _key("conv", "student→teacher channel adapter: conv | conv_bn", ADAPTERS)
     teacher_layers: tuple[int, ...] | None = _key(

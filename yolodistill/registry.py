@@ -68,14 +68,12 @@ HEAD_INPUTS = ("s_scores", "t_scores", "s_boxes", "t_boxes", "cross_scores", "cr
 @dataclass(frozen=True)
 class Heads:
     """What a compatibility check sees: both models' Detect heads, the number of teacher classes distilled (the
-    data's, picked by name, or all of its own), whether the student sees lower-resolution images and, if its head
-    levels meet the teacher's shifted (`alignment.paired_levels`), by how many levels (else 0)."""
+    data's, picked by name, or all of its own) and whether the student sees lower-resolution images."""
 
     teacher: nn.Module
     student: nn.Module
     teacher_nc: int
     lowres: bool
-    shift: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,10 +125,9 @@ def _equal_box_grids(name: str, heads: Heads) -> None:
             f"student's {heads.student.reg_max} (an end-to-end head?): set {name}=0 or use a teacher of the student's "
             "family"
         )
-    if heads.lowres and not heads.shift:
+    if heads.lowres:
         raise DistillError(
-            f"{name} needs teacher_imgsz == imgsz (boxes on one grid): set lowres_levels=shifted (a power-of-2 "
-            f"teacher_imgsz / imgsz), or {name}=0 for a lower-resolution student"
+            f"{name} needs teacher_imgsz == imgsz (boxes on one grid): set {name}=0 for a lower-resolution student"
         )
 
 
@@ -143,9 +140,6 @@ def _cuttable_heads(name: str, heads: Heads) -> None:
             )
     if len(branches(heads.teacher)) != len(branches(heads.student)):
         raise DistillError(f"{name} needs teacher and student heads with equal levels: set {name}=0")
-    if heads.shift:
-        raise DistillError(f"{name} runs the student's maps through the teacher's head level by level: set "
-                           f"lowres_levels=same or {name}=0")  # fmt: skip
 
 
 def _task_heads(kind: type[nn.Module], task: str) -> Callable[[str, Heads], None]:
