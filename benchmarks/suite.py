@@ -108,7 +108,12 @@ CANDIDATES = {
 ABLATIONS = {
     "pretrained": ["head_kd:balance=0.1", "head_kd:cls_kd=0.5,ld=0.25", "head_kd:ld=0", "ld:ld=2", "ld:pkd=0.5", "cwd",
                    "ld:box_kd=1", "cross_kd", "head_kd:cls_kd_beta=1,cls_kd=4", "head_kd:cls_kd_beta=1,cls_kd=8",
-                   "head_kd:pkd=0.5", "head_kd:cwd=1"],
+                   "head_kd:pkd=0.5", "head_kd:cwd=1",
+                   # the default with heavier LD, a softer class term, class KD weighted by the teacher's confidence
+                   "head_bckd:ld=2", "head_bckd:cls_kd_tau=2", "head_bckd:cls_kd_weighted=true",
+                   # the default with a second teacher: what one buys where distillation gains least (an ensemble
+                   # needs two teachers, so it cannot be the default, whatever its other regimes)
+                   "head_bckd:ensemble=yolo11s.yaml"],
     "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1"],
     "normal": ["ld", "head_kd"],
 }  # fmt: skip

@@ -479,3 +479,22 @@ def test_candidates_leave_the_screening_regime_only_where_they_match_the_default
     assert suite.screened("long", every, DEFAULT_RECIPE, screen) == ["cross_kd", "ld:ld=2"]  # box_kd: not run there
     assert suite.screened("long", every, DEFAULT_RECIPE, None) == []  # the screening regime has not run yet
     assert suite.screened("lowres", ["head_kd:assistant=true"], "lowres", None) == ["head_kd:assistant=true"]
+
+
+def test_demo_section_reads_both_runs_of_demo_json():
+    def table(distilled):
+        return {"teacher (yolov8s, 20 ep)": {"mAP50": 0.4, "mAP50-95": 0.3},
+                "student (yolov8n, 10 ep)": {"mAP50": 0.2, "mAP50-95": 0.1},
+                "distilled (head_bckd, 10 ep)": {"mAP50": 0.3, "mAP50-95": distilled}}  # fmt: skip
+
+    settings = {"data": "shapes", "teacher": "yolov8s.yaml", "teacher_epochs": 20, "student": "yolov8n.yaml",
+                "epochs": 10, "imgsz": 128, "batch": 16, "seed": 0, "recipe": "head_bckd", "threads": 2}  # fmt: skip
+    result = {"machine": {"processor": "x86_64", "cpu_count": 2}, "settings": settings,
+              "runs": [{"cache": "empty", "wall_s": 632.4, "table": table(0.25)},
+                       {"cache": "cached", "wall_s": 223.0, "table": table(0.25)}]}  # fmt: skip
+    text = report.demo_section(result)
+    assert "**10 min 32 s** from an empty cache" in text and "**3 min 43 s** with both cached" in text
+    assert "| distilled (head_bckd, 10 ep) | 0.300 | 0.250 |" in text
+    assert "Gap recovery 0.75 on one seed; the run from an empty cache printed the same table." in text
+    result["runs"][0]["table"] = table(0.2)
+    assert "printed other figures" in report.demo_section(result)
