@@ -280,7 +280,8 @@ def unlabeled_table(result: dict[str, Any]) -> str:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {round(seconds % 60):02d} s"
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s:02d} s"
 
 
 def demo_section(result: dict[str, Any]) -> str:
@@ -299,7 +300,7 @@ def demo_section(result: dict[str, Any]) -> str:
             f"included) and **{_minutes(runs['cached']['wall_s'])}** with both cached. Picture: "
             f"`benchmarks/results/demo.png` (the demo's own `demo.png`).\n\n"
             f"| model | mAP50 | mAP50-95 |\n| --- | --- | --- |\n{rows}\n\n"
-            f"Gap recovery {(d - st) / (t - st):.2f} on one seed"
+            f"Gap recovery {(d - st) / (t - st) if t != st else float('nan'):.2f} on one seed"
             + ("; the run from an empty cache printed the same table." if same else
                "; the run from an empty cache printed other figures (demo.json has both)."))  # fmt: skip
 
