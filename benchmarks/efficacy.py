@@ -8,16 +8,16 @@ minus the student's of the same seed (mean ± standard error). Gap recovery
 GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP50-95.
 
 The regime, the `shapes` preset: 600 train / 200 val images of 128 px, 4 classes; YOLOv8s teacher 50
-epochs at 128 px (mAP50-95 0.604); students 31 epochs from scratch at 128 px, batch 16, validated every epoch and
-scored on the best (0.372 ± 0.006 over seeds 0-2; `regime.py` measured the schedules around it). Two trainings run
+epochs at 128 px; students 31 epochs from scratch at 128 px, batch 16, validated every epoch and scored on the best
+(`regime.py` measured the schedules around it; the figures are in efficacy.json and regime.json). Two trainings run
 side by side, one torch thread each; every finished run is kept (`common.train`: by the hash of its settings), so an
 interrupted run continues where it stopped. Measured figures are in README "Results".
 
-    python benchmarks/efficacy.py --quick   # 1 seed, 10 epochs, student + default only: 4 min on 2 CPU cores
-    python benchmarks/efficacy.py           # 3 seeds × 5 methods, 31 epochs: about 74 min on 2 CPU cores
+    python benchmarks/efficacy.py --quick   # 1 seed, 10 epochs, student + default only
+    python benchmarks/efficacy.py           # 3 seeds × 5 methods, 31 epochs
 
 A recipe may carry overrides of its keys, which is how the default was chosen (`--dis` with no value skips
-Ultralytics); this sweep, run in the former 30-epoch schedule (about 4 h 30 min), wrote efficacy_sweep.json:
+Ultralytics); this sweep, run in the former 30-epoch schedule, wrote efficacy_sweep.json:
 
     python benchmarks/efficacy.py --epochs 30 --out efficacy_sweep --dis 6 2 18 --recipes head_kd:cls_kd=0.5,ld=0.25 \
         head_kd:cls_kd=1,ld=0.5 head_kd head_kd:cls_kd=4,ld=2 head_kd:cls_kd_tau=2 head_kd:box_kd=1 \

@@ -13,8 +13,8 @@ head), so such a step can be under the floor; head losses (the default, class KD
 Peak memory: on CUDA torch.cuda.max_memory_allocated() over the variant's steps; on CPU null (peak RSS is per process
 and the variants are interleaved in one process, so it cannot be attributed).
 
-    python benchmarks/overhead.py --quick   # CPU, imgsz 160, batch 8, 30 iters: ~3-5 min on 2 cores
-    python benchmarks/overhead.py           # CPU, imgsz 160, batch 16, 50 iters: ~10-15 min on 2 cores (estimate)
+    python benchmarks/overhead.py --quick   # CPU, imgsz 160, batch 8, 30 iters
+    python benchmarks/overhead.py           # CPU, imgsz 160, batch 16, 50 iters
     python benchmarks/overhead.py --device 0 --imgsz 640 --teacher yolov8l.yaml --student yolov8n.yaml --batch 16 --amp
 """
 
@@ -33,7 +33,7 @@ from common import CACHE, RUNS, random_checkpoint, write_json
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="batch 8, 30 iters, 3 warm-up steps (≤ 10 min on 2 CPU cores)")
+    p.add_argument("--quick", action="store_true", help="batch 8, 30 iters, 3 warm-up steps")
     p.add_argument("--device", default="cpu")
     p.add_argument("--imgsz", type=int, default=160)
     p.add_argument("--teacher", default="yolov8s.yaml", help="teacher .yaml (random init) or .pt")

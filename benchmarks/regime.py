@@ -1,15 +1,15 @@
 """Is the benchmark regime one where distillation can show? The YOLOv8n student alone, 3 seeds, under several schedules.
 
 The regime must meet: student mean mAP50-95 ≥ 0.35, seed-to-seed std ≤ 0.03, teacher ≥ 0.15 above the student, and
-a full efficacy run ≤ 90 min on the 2 cores. A schedule `N` trains N epochs and validates only after the last
-(`val=False`, scored on the last epoch: a third less time per run than validating every epoch); `N:val` validates every
-epoch and scores the best, as efficacy.py does. Same settings as efficacy.py otherwise (`shapes`, 128 px, batch 16,
-one torch thread per run, two side by side), so runs are shared with it through the kept-run cache.
+a full efficacy run ≤ 90 min on the 2 cores (the runs' own times are in regime.json). A schedule `N` trains N epochs
+and validates only after the last (`val=False`, scored on the last epoch: less time per run than validating every
+epoch); `N:val` validates every epoch and scores the best, as efficacy.py does. Same settings as efficacy.py otherwise
+(`shapes`, 128 px, batch 16, one torch thread per run, two side by side), so runs are shared with it through the
+kept-run cache.
 
-    python benchmarks/regime.py    # 30:val 31:val 32:val 31 32 33 34, seeds 0-2: about 70 min on 2 CPU cores
+    python benchmarks/regime.py    # 30:val 31:val 32:val 31 32 33 34, seeds 0-2
 
-31:val is the only schedule measured that meets all three limits, and the benchmarks' schedule since. (The 70 min
-are the sum of the runs' own times over two cores, from an empty run cache, teacher cached.)
+31:val is the only schedule measured that met all three limits (regime.json), and the benchmarks' schedule since.
 
 `--nbs 32` (an optimizer step every 2 batches instead of 4) probes a faster optimisation:
 
