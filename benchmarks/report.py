@@ -305,6 +305,70 @@ def demo_section(result: dict[str, Any]) -> str:
                "; the run from an empty cache printed other figures (demo.json has both)."))  # fmt: skip
 
 
+def _per_seed(r: dict[str, Any]) -> str:
+    return " / ".join(f"{p['map50_95']:.3f}" for p in r["per_seed"])
+
+
+def rows_table(result: dict[str, Any]) -> str:
+    """efficacy.py's and lowres.py's rows (efficacy*.json, lowres*.json): the command and its regime, then per method
+    mAP50-95 per seed and mean ± std, the paired gain ± se over the student of the same seed (and resolution), mAP50
+    and GR. *default then* marks the rows that were the defaults when the file was written."""
+    s, t = result["settings"], result["teacher"]
+    sizes = sorted({r.get("imgsz", s["imgsz"]) for r in result["rows"]})
+    lines = [
+        f"`{result['command']}`: `{s['data']}`, {t['model']} teacher {t['epochs']} epochs at {t['imgsz']} px, "
+        f"mAP50-95 {t['map50_95']:.3f} (mAP50 {t['map50']:.3f}); students {s['epochs']} epochs from scratch at "
+        f"{' and '.join(f'{x} px' for x in sizes)}, batch {s['batch']}, seeds {', '.join(map(str, s['seeds']))}.",
+        "",
+        "| method | mAP50-95 per seed | mAP50-95 | paired gain ± se | mAP50 | GR |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(f"| {_name(r)}{' *default then*' if _is_default(r) else ''} | {_per_seed(r)} | "
+                     f"{r['map50_95_mean']:.3f} ± {r['map50_95_std']:.3f} | {_gain(r)} | "
+                     f"{r['map50_mean']:.3f} ± {r['map50_std']:.3f} | {_pct(r['gap_recovery'])} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def regime_table(result: dict[str, Any]) -> str:
+    """regime.py's schedules: the student alone per seed, mean ± std, the teacher's lead, and which limits it meets."""
+    c, t = result["criteria"], result["teacher"]
+    lines = [
+        f"`{result['command']}`: teacher {t['model']} {t['epochs']} epochs, mAP50-95 {t['map50_95']:.3f}; limits: "
+        f"student mean ≥ {c['student_mean_min']:g}, std ≤ {c['student_std_max']:g}, teacher ≥ "
+        f"{c['teacher_gap_min']:g} above the student.",
+        "",
+        "| schedule | student mAP50-95 per seed | mean ± std | teacher − student | meets the limits |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        misses = [m for m, bad in ((f"mean < {c['student_mean_min']:g}", r["map50_95_mean"] < c["student_mean_min"]),
+                                   (f"std > {c['student_std_max']:g}", r["map50_95_std"] > c["student_std_max"]),
+                                   (f"gap < {c['teacher_gap_min']:g}", r["teacher_gap"] < c["teacher_gap_min"]))
+                  if bad]  # fmt: skip
+        lines.append(f"| {r['schedule']} | {_per_seed(r)} | {r['map50_95_mean']:.3f} ± {r['map50_95_std']:.3f} | "
+                     f"{r['teacher_gap']:.2f} | {'yes' if r['meets'] else 'no: ' + ', '.join(misses)} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def overhead_table(result: dict[str, Any]) -> str:
+    """overhead.py's variants: median seconds per training step and the ratio to the floor (the student's step plus
+    the teacher's full forward), with the settings they were timed in."""
+    s = result["settings"]
+    lines = [
+        f"`{result['command']}` ({_minutes(result['runtime_s'])}): {s['device'].upper()}, "
+        f"{Path(s['teacher']).stem} → {Path(s['student']).stem}, imgsz {s['imgsz']}, batch {s['batch']}; median of "
+        f"{s['iters']} timed steps after {s['warmup']} warm-up steps, variants interleaved on the same batches.",
+        "",
+        "| method | s / step (median) | × floor |",
+        "|---|---|---|",
+    ]
+    for r in result["rows"]:
+        name = _name(r) + (" *default then*" if _is_default(r) else "")
+        lines.append(f"| {name} | {r['step_s']:.3f} | {r['ratio_to_floor']:.3f} |")
+    return "\n".join(lines)
+
+
 def _from(name: str, make: Any, command: str | None = None) -> Any:
     """The generator of one part: `make` of benchmarks/results/<name>.json, or a line saying how to measure it
     (`command`, by default `python benchmarks/<name>.py`)."""
@@ -338,6 +402,13 @@ GENERATORS = {
     "suite_quick": _from("suite_quick", quick_line, "python benchmarks/suite.py --quick"),
     "tasks": _from("tasks", task_tables),
     "demo": _from("demo", demo_section),
+    "regime": _from("regime", regime_table),
+    "efficacy": _from("efficacy", rows_table),
+    "efficacy_sweep": _from("efficacy_sweep", rows_table, "python benchmarks/efficacy.py --out efficacy_sweep"),
+    "efficacy_quick": _from("efficacy_quick", rows_table, "python benchmarks/efficacy.py --quick"),
+    "lowres": _from("lowres", rows_table),
+    "lowres_sweep": _from("lowres_sweep", rows_table, "python benchmarks/lowres.py --out lowres_sweep"),
+    "overhead": _from("overhead", overhead_table, "python benchmarks/overhead.py --quick"),
     "unlabeled": _from("unlabeled", unlabeled_table),
     "unlabeled_steps": _from(
         "unlabeled_steps", unlabeled_table, "python benchmarks/unlabeled.py --steps-matched --cases few --ratios"
