@@ -98,25 +98,25 @@ CANDIDATES = {
     "normal": ["ld", "head_kd", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",  # head_kd: the former default
                "cross_kd:cross_kd_align=true", "ld:ensemble=yolo11s.yaml",  # the teacher and a YOLO11s together
                "head_kd:schedule=cosine",  # every weight decays to 0.1×: distillation last gives way to the labels
-               "head_bckd:cls_kd_weighted=true"],  # class KD where the teacher sees an object, not on background
+               "head_bckd"],  # the former default: head_bckd_fg's class term on every anchor alike
     "lowres": ["head_kd:assistant=true"],  # Teacher-Assistant-Student (assistant.py)
 }  # fmt: skip
 # Rows beyond the budget (`--ablations`), what the candidates are read against: in SCREEN, head_kd (class KD + LD)
 # split into its terms, other weightings (BCKD's form at 2× and 4× the class weight too), LD with feature terms,
 # head_kd with a feature term (PKD, CWD), and box KD and CrossKD in today's form; in the other regimes the former
-# defaults `ld` (LD alone) and `head_kd` beside it (head_kd is below the default in SCREEN, so as a candidate it would
-# not run there).
+# defaults `ld` (LD alone), `head_kd` and `head_bckd` beside it (each is below the default in SCREEN, so as a candidate
+# it would not run there).
 ABLATIONS = {
     "pretrained": ["head_kd:balance=0.1", "head_kd:cls_kd=0.5,ld=0.25", "head_kd:ld=0", "ld:ld=2", "ld:pkd=0.5", "cwd",
                    "ld:box_kd=1", "cross_kd", "head_kd:cls_kd_beta=1,cls_kd=4", "head_kd:cls_kd_beta=1,cls_kd=8",
                    "head_kd:pkd=0.5", "head_kd:cwd=1",
-                   # the default with heavier LD, a softer class term
+                   # the former default head_bckd with heavier LD, a softer class term
                    "head_bckd:ld=2", "head_bckd:cls_kd_tau=2",
-                   # the default with a second teacher: what one buys where distillation gains least (an ensemble
+                   # head_bckd with a second teacher: what one buys where distillation gains least (an ensemble
                    # needs two teachers, so it cannot be the default, whatever its other regimes)
                    "head_bckd:ensemble=yolo11s.yaml"],
     "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1"],
-    "normal": ["ld", "head_kd"],
+    "normal": ["ld", "head_kd", "head_bckd"],
 }  # fmt: skip
 QUICK = dict(epochs=3)
 

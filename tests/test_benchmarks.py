@@ -64,12 +64,20 @@ def test_runs_are_kept_by_the_recipe_they_resolve_to():
     assert "box_kd" not in spelled["recipe"]  # keys at their default stay out: a new loss leaves earlier runs valid
 
 
-def test_the_default_reads_back_the_runs_made_as_head_kd_with_bckds_class_term():
-    """README: head_bckd's suite rows are the runs made as `head_kd:cls_kd_beta=1` before it had a name."""
+@pytest.mark.parametrize(
+    "named, measured_as, other",
+    [
+        ("head_bckd", "head_kd:cls_kd_beta=1", "head_kd"),
+        ("head_bckd_fg", "head_bckd:cls_kd_weighted=true", "head_bckd"),
+    ],
+)
+def test_a_named_recipe_reads_back_the_runs_made_before_it_had_a_name(named, measured_as, other):
+    """README: head_bckd's suite rows are the runs made as `head_kd:cls_kd_beta=1`, and the default's
+    (head_bckd_fg) those made as `head_bckd:cls_kd_weighted=true`, before each had a name."""
     base = {"method": "yolodistill", "model": "yolov8n.yaml", "seed": 0}
-    spelled = common.run_settings({**base, **common.recipe_spec("head_kd:cls_kd_beta=1")})
-    assert common.run_settings({**base, **common.recipe_spec(DEFAULT_RECIPE)}) == spelled
-    assert common.run_settings({**base, "recipe": "head_kd"}) != spelled
+    spelled = common.run_settings({**base, **common.recipe_spec(measured_as)})
+    assert common.run_settings({**base, **common.recipe_spec(named)}) == spelled
+    assert common.run_settings({**base, "recipe": other}) != spelled
 
 
 def test_a_kept_run_is_read_back_only_while_the_checkpoints_it_used_hold_the_same_weights(tmp_path, teacher_pt,
@@ -297,6 +305,34 @@ def test_goal_names_what_is_missed():
     assert report.goal({"rows": rows}) == "missed: paired gain not > 2 se"
     rows[1].update(paired_gain_se=0.001)
     assert report.goal({"rows": rows}) == "met"
+
+
+def test_regime_table_names_the_limits_a_schedule_misses():
+    result = {"command": "python benchmarks/regime.py", "teacher": {"model": "t.yaml", "epochs": 5, "map50_95": 0.6},
+              "criteria": {"student_mean_min": 0.35, "student_std_max": 0.03, "teacher_gap_min": 0.15},
+              "rows": [{"schedule": "31:val", "per_seed": [{"map50_95": 0.3}, {"map50_95": 0.4}], "map50_95_mean": 0.35,
+                        "map50_95_std": 0.05, "teacher_gap": 0.25, "meets": False},
+                       {"schedule": "40", "per_seed": [{"map50_95": 0.5}], "map50_95_mean": 0.5, "map50_95_std": 0.0,
+                        "teacher_gap": 0.1, "meets": False}]}  # fmt: skip
+    text = report.regime_table(result)
+    assert "| 31:val | 0.300 / 0.400 | 0.350 ± 0.050 | 0.25 | no: std > 0.03 |" in text
+    assert "| 40 | 0.500 | 0.500 ± 0.000 | 0.10 | no: gap < 0.15 |" in text
+
+
+def test_rows_table_marks_only_the_yolodistill_default_of_its_time():
+    seeds = [{"seed": 0, "map50_95": 0.5}]
+    base = {"per_seed": seeds, "map50_95_mean": 0.5, "map50_95_std": 0.0, "map50_mean": 0.7, "map50_std": 0.0}
+    result = {"command": "python benchmarks/efficacy.py", "settings": {"data": "shapes", "epochs": 3, "imgsz": 64,
+              "batch": 8, "seeds": [0]}, "teacher": {"model": "t.yaml", "epochs": 5, "imgsz": 64, "map50_95": 0.6,
+              "map50": 0.8},
+              "rows": [{**base, "method": "student", "default": False, "gap_recovery": None},
+                       {**base, "method": "yolodistill:ld", "default": True, "gap_recovery": 0.25,
+                        "paired_gain_mean": 0.02, "paired_gain_se": None},
+                       {**base, "method": "ultralytics:distill_model", "dis": 6.0, "default": True,
+                        "gap_recovery": -0.1}]}  # fmt: skip
+    text = report.rows_table(result)
+    assert "| `yolodistill:ld` *default then* | 0.500 | 0.500 ± 0.000 | +0.020 | 0.700 ± 0.000 | 25 % |" in text
+    assert "| `ultralytics:distill_model dis=6` | 0.500 |" in text and "| `student` | 0.500 |" in text
 
 
 def test_readme_tables_are_what_the_json_gives():

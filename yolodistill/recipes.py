@@ -18,7 +18,7 @@ from .losses import BoxKDLoss
 from .registry import TABLE
 from .utils import DistillError, bundled, suggest
 
-DEFAULT_RECIPE = "head_bckd"  # chosen by benchmarks/suite.py: the best worst regime (README "Results")
+DEFAULT_RECIPE = "head_bckd_fg"  # chosen by benchmarks/suite.py: the best worst regime (README "Results")
 LOWRES_RECIPE = "lowres"  # the default when teacher_imgsz > imgsz (LD needs one grid, so the default cannot be it)
 OTHER_RECIPES = ("ld", "head_pkd", "cwd_mimic")  # measured beside it in the full efficacy run
 # every loss a recipe can weight, in column order, and those that read the Detect head: from the table of losses
