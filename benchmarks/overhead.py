@@ -43,7 +43,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--iters", type=int, default=None, help="timed steps per variant, default 50 (30 with --quick)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps per variant first, default 5 (3 quick)")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
-    recipes = ["ld", "head_kd", "head_bckd", "cwd_mimic"]
+    from yolodistill.recipes import DEFAULT_RECIPE
+
+    recipes = list(dict.fromkeys(["ld", "head_kd", "head_bckd", DEFAULT_RECIPE, "cwd_mimic"]))
     p.add_argument("--recipes", nargs="+", default=recipes, help="the default recipe must be one")
     p.add_argument("--dis", type=float, default=6.0, help="Ultralytics' distillation weight (its default 6.0)")
     p.add_argument("--profile-steps", type=int, default=3, help="steps of our default recipe under torch.profiler")
