@@ -116,7 +116,7 @@ ABLATIONS = {
                    # needs two teachers, so it cannot be the default, whatever its other regimes)
                    "head_bckd:ensemble=yolo11s.yaml",
                    # the default with twice the class weight (its weighted term is smaller than head_bckd's): level
-                   # with the default in SCREEN (paired difference within its standard error), so not sent on
+                   # with the default in SCREEN (paired difference under 2 standard errors), so not sent on
                    "head_bckd_fg:cls_kd=4"],
     "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1",
                "lowres:cls_kd_weighted=true,cls_kd_beta=1"],  # the default's class term at low resolution
