@@ -11,6 +11,9 @@ yolodistill row (GR ≥ 40 % and above Ultralytics' built-in).
 `unlabeled` (from unlabeled.json): each run against the student on the labelled share, the share of the gap to all
 labels it recovers, and the goal for the unlabelled images.
 `demo` (from demo.json): what `yolodistill demo` printed and how long it took, from an empty cache and cached.
+The benchmarks from before the suite: `regime` (regime.json: the student alone per schedule and the limits it meets),
+`efficacy`, `efficacy_sweep`, `efficacy_quick`, `lowres`, `lowres_sweep` (their JSON's rows, as efficacy.py prints
+them) and `overhead` (overhead.json: seconds per training step against the floor).
 """
 
 from __future__ import annotations
