@@ -117,7 +117,9 @@ ABLATIONS = {
                    "head_bckd:ensemble=yolo11s.yaml",
                    # the default with twice the class weight (its weighted term is smaller than head_bckd's): level
                    # with the default in SCREEN (paired difference under 2 standard errors), so not sent on
-                   "head_bckd_fg:cls_kd=4"],
+                   "head_bckd_fg:cls_kd=4",
+                   # the default with lighter LD, and its weighting without BCKD's factor (β): neither above it
+                   "head_bckd_fg:ld=0.5", "head_kd:cls_kd_weighted=true"],
     "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1",
                "lowres:cls_kd_weighted=true,cls_kd_beta=1"],  # the default's class term at low resolution
     "normal": ["ld", "head_kd", "head_bckd"],
