@@ -48,6 +48,10 @@ def _gain(r: dict[str, Any]) -> str:
     return f"{r['paired_gain_mean']:+.3f}" + ("" if se is None else f" ± {se:.3f}")
 
 
+def _per_seed(r: dict[str, Any]) -> str:
+    return " / ".join(f"{p['map50_95']:.3f}" for p in r["per_seed"])
+
+
 def _name(r: dict[str, Any]) -> str:
     name = r["method"] + (f" dis={r['dis']:g}" if "dis" in r else "")
     return f"`{name}`"
@@ -196,10 +200,9 @@ def task_tables(result: dict[str, Any]) -> str:
             "|---|---|---|---|---|" + ("---|" if box else ""),
         ]  # fmt: skip
         for r in rows:
-            per_seed = " / ".join(f"{p['map50_95']:.3f}" for p in r["per_seed"])
             cells = [
                 _name(r) + (" *default*" if r["method"] == default else ""),
-                per_seed,
+                _per_seed(r),
                 f"{r['map50_95_mean']:.3f} ± {r['map50_95_std']:.3f}",
                 _gain(r),
                 _pct(r["gap_recovery"]),
@@ -255,10 +258,9 @@ def unlabeled_table(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
-        per_seed = " / ".join(f"{p['map50_95']:.3f}" for p in r["per_seed"])
         over = _gain(r["over_labelled_only"]) if "over_labelled_only" in r else "–"
         lines.append(
-            f"| {r['method']} | {per_seed} | {r['map50_95_mean']:.3f} ± {r['map50_95_std']:.3f} | {_gain(r)} | "
+            f"| {r['method']} | {_per_seed(r)} | {r['map50_95_mean']:.3f} ± {r['map50_95_std']:.3f} | {_gain(r)} | "
             f"{_pct(r['gap_recovery'])} | {over} |"
         )
     target = next(r for r in result["rows"] if "over_labelled_only" in r)  # the labelled share's teacher comes first
@@ -306,10 +308,6 @@ def demo_section(result: dict[str, Any]) -> str:
             f"Gap recovery {(d - st) / (t - st) if t != st else float('nan'):.2f} on one seed"
             + ("; the run from an empty cache printed the same table." if same else
                "; the run from an empty cache printed other figures (demo.json has both)."))  # fmt: skip
-
-
-def _per_seed(r: dict[str, Any]) -> str:
-    return " / ".join(f"{p['map50_95']:.3f}" for p in r["per_seed"])
 
 
 def rows_table(result: dict[str, Any]) -> str:
