@@ -1,11 +1,10 @@
 """`yolodistill demo` as a benchmark: its table and its wall time, from an empty cache and then cached, in JSON.
 
-Runs the demo with its defaults (`yolodistill.demo.DEMO`, the default recipe, every core) twice in a fresh
-YOLODISTILL_HOME: first from an empty cache (dataset generation and the teacher's training included), then again with
-both cached. The second run trains the same students from the same seed. Writes benchmarks/results/demo.json
-(both tables, both wall times, the torch thread count) and copies the demo's demo.png beside it;
-`python benchmarks/report.py` puts README's demo section together from them. Run it on an otherwise idle machine:
-the times are the figure.
+Runs the demo with its defaults (`yolodistill.demo.DEMO`, the default recipe of its student, every core) twice in a
+fresh YOLODISTILL_HOME: first from an empty cache (dataset generation and the teacher's training included), then again
+with both cached. The second run trains the same students from the same seed. Writes benchmarks/results/demo.json (both
+tables, both wall times, the torch thread count) and copies the demo's demo.png beside it; `python benchmarks/report.py`
+puts README's demo section together from them. Run it on an otherwise idle machine: the times are the figure.
 
     python benchmarks/demo.py
 """
@@ -23,7 +22,7 @@ from common import RESULTS, write_json
 
 def main() -> None:
     from yolodistill.demo import DEMO, run_demo
-    from yolodistill.recipes import DEFAULT_RECIPE
+    from yolodistill.recipes import default_recipe, starts_pretrained
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -34,7 +33,8 @@ def main() -> None:
             runs.append({"cache": cache, "wall_s": time.perf_counter() - start, "table": table})
         RESULTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(tmp) / "cached" / "demo.png", RESULTS / "demo.png")
-    write_json("demo", {"settings": {**DEMO, "recipe": DEFAULT_RECIPE, "threads": os.cpu_count()}, "runs": runs})
+    recipe = default_recipe(starts_pretrained(DEMO["student"]))  # what run_demo's trainer picks
+    write_json("demo", {"settings": {**DEMO, "recipe": recipe, "threads": os.cpu_count()}, "runs": runs})
 
 
 if __name__ == "__main__":

@@ -59,11 +59,12 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     from yolodistill.data import resolve_data
-    from yolodistill.recipes import DEFAULT_RECIPE, OTHER_RECIPES
+    from yolodistill.recipes import OTHER_RECIPES, default_recipe, starts_pretrained
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     dis = ([] if args.quick else [6.0]) if args.dis is None else args.dis
-    recipes = args.recipes or ([DEFAULT_RECIPE] if args.quick else [DEFAULT_RECIPE, *OTHER_RECIPES])
+    default_name = default_recipe(starts_pretrained(args.student))  # the default for the student's start
+    recipes = args.recipes or ([default_name] if args.quick else [default_name, *OTHER_RECIPES])
     epochs = args.epochs or (10 if args.quick else 31)
     run = dict(epochs=epochs, imgsz=args.imgsz, batch=args.batch, device=args.device, fraction=args.fraction)
     data = resolve_data(args.data)
@@ -82,7 +83,7 @@ def main() -> None:
     rows = []
     for label, (name, _, extra) in zip(labels, methods):
         runs = [{"seed": s, **results[(f"{out}-{label}-s{s}", s)]} for s in seeds]
-        default = extra == {"recipe": DEFAULT_RECIPE} or extra.get("dis") == 6.0
+        default = extra == {"recipe": default_name} or extra.get("dis") == 6.0
         rows.append(row(name, default, runs, **({"dis": extra["dis"]} if "dis" in extra else {})))
     student = rows[0]
     for r in rows[1:]:

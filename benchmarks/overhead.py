@@ -43,10 +43,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--iters", type=int, default=None, help="timed steps per variant, default 50 (30 with --quick)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps per variant first, default 5 (3 quick)")
     p.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
-    from yolodistill.recipes import DEFAULT_RECIPE
+    from yolodistill.recipes import DEFAULT_RECIPE, SCRATCH_RECIPE
 
-    recipes = list(dict.fromkeys(["ld", "head_kd", "head_bckd", DEFAULT_RECIPE, "cwd_mimic"]))
-    p.add_argument("--recipes", nargs="+", default=recipes, help="the default recipe must be one")
+    recipes = list(dict.fromkeys(["ld", "head_kd", "head_bckd", DEFAULT_RECIPE, SCRATCH_RECIPE, "cwd_mimic"]))
+    p.add_argument("--recipes", nargs="+", default=recipes, help="the default recipe of --student must be one")
     p.add_argument("--dis", type=float, default=6.0, help="Ultralytics' distillation weight (its default 6.0)")
     p.add_argument("--profile-steps", type=int, default=3, help="steps of our default recipe under torch.profiler")
     a = p.parse_args()
@@ -96,7 +96,7 @@ def build(args: argparse.Namespace) -> tuple[list[Variant], str]:
 
     from yolodistill import DistillationTrainer
     from yolodistill.data import resolve_data
-    from yolodistill.recipes import DEFAULT_RECIPE
+    from yolodistill.recipes import default_recipe, starts_pretrained
     from yolodistill.teacher import load_teacher
 
     data = resolve_data(args.data)
@@ -119,9 +119,10 @@ def build(args: argparse.Namespace) -> tuple[list[Variant], str]:
     student = setup(DetectionTrainer, "student")
     floor_teacher = load_teacher(teacher).to(student.device)  # fused, eval, no grad: what our distiller loads
     variants = [Variant("student", student), Variant("floor", student, extra_forward=floor_teacher.predict)]
+    default = default_recipe(starts_pretrained(args.student))
     for recipe in args.recipes:
         trainer = setup(DistillationTrainer, f"yolodistill-{recipe}", teacher=str(teacher), recipe=recipe)
-        variants.append(Variant(f"yolodistill:{recipe}", trainer, default=recipe == DEFAULT_RECIPE))
+        variants.append(Variant(f"yolodistill:{recipe}", trainer, default=recipe == default))
     trainer = setup(DetectionTrainer, "ultralytics", distill_model=str(teacher), dis=args.dis)
     variants.append(Variant("ultralytics:distill_model", trainer))
     return variants, str(teacher)

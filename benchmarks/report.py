@@ -122,8 +122,9 @@ def suite_tables(result: dict[str, Any]) -> str:
         worst = min(measured, key=measured.get, default=None)
         note = "–" if worst is None else f"`{worst}` {_pct(measured[worst])}"
         note += "" if len(by_regime) == len(regimes) else " (of those it ran in)"
-        default = any(_is_default(r) for r in by_regime.values())
-        tag = " *default*" if default else " (ablation)" if all(r.get("ablation") for r in by_regime.values()) else ""
+        default = ", ".join(f"`{n}`" for n, r in by_regime.items() if _is_default(r))
+        tag = f" *default in {default}*" if default else ""
+        tag = tag or (" (ablation)" if all(r.get("ablation") for r in by_regime.values()) else "")
         lines.append(f"| {method}{tag} | " + " | ".join(cells) + f" | {note} |")
     return "\n".join(lines + _leaders(methods) + [_cost(regimes)])
 
@@ -148,24 +149,23 @@ def _cost(regimes: dict[str, dict[str, Any]]) -> str:
 
 
 def _leaders(methods: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """For each yolodistill default: of the methods run in every regime it ran in, the one whose worst GR there is best
-    (the rule the default is chosen by, read on the regimes measured so far)."""
+    """For each yolodistill default: of the methods run in every regime it is the default of, the one whose worst GR
+    there is best (the rule the default is chosen by, read on the regimes measured so far)."""
     lines = [""]
     for name, by_regime in methods.items():
-        if not any(_is_default(r) for r in by_regime.values()):
+        ours = [n for n, r in by_regime.items() if _is_default(r)]
+        if not ours:
             continue
         rivals = {
-            m: min(rows[n]["gap_recovery"] for n in by_regime)
+            m: min(rows[n]["gap_recovery"] for n in ours)
             for m, rows in methods.items()
-            if "yolodistill" in m
-            and set(by_regime) <= set(rows)
-            and all(rows[n]["gap_recovery"] is not None for n in by_regime)
+            if "yolodistill" in m and set(ours) <= set(rows) and all(rows[n]["gap_recovery"] is not None for n in ours)
         }
         if not rivals:  # no run of those regimes has a GR (a teacher no better than the student)
             continue
         best = max(rivals, key=rivals.get)
-        regimes = ", ".join(f"`{n}`" for n in by_regime)
-        lines.append(f"Best worst regime so far among the methods run wherever the default {name} ran ({regimes}): "
+        regimes = ", ".join(f"`{n}`" for n in ours)
+        lines.append(f"Best worst regime so far among the methods run wherever {name} is the default ({regimes}): "
                      f"{best}, worst GR {_pct(rivals[best])}.  ")  # fmt: skip
     return lines
 
@@ -176,9 +176,9 @@ def task_tables(result: dict[str, Any]) -> str:
     *default* marks today's default recipe (a task measured under an earlier default says so)."""
     from tasks import TASKS
 
-    from yolodistill.recipes import DEFAULT_RECIPE
+    from yolodistill.recipes import default_recipe
 
-    default = f"yolodistill:{DEFAULT_RECIPE}"
+    default = f"yolodistill:{default_recipe(pretrained=False)}"  # tasks.py's students are yamls: from scratch
 
     lines = []
     for task in TASKS:

@@ -1,8 +1,10 @@
 """The suite of regimes: the default and the candidates against the student alone and Ultralytics' built-in, in each.
 
-One regime proves little: a student from scratch stopped while it still climbs mostly shows how much faster
-distillation makes it climb. The default recipe is the one whose worst regime is best. The regimes (`REGIMES` below;
-every one on the built-in generated data, offline, YOLOv8n students, one torch thread per run, two side by side):
+One regime proves little: a student from scratch stopped while it still climbs mostly shows how much faster distillation
+makes it climb. The default recipe, one per start of the student (`student_start`: from scratch, pretrained, or at a
+lower resolution than the teacher), is the one whose worst regime among the regimes of that start is best. The regimes
+(`REGIMES` below; every one on the built-in generated data, offline, YOLOv8n students, one torch thread per run, two
+side by side):
 
 - `scratch`: efficacy.py's regime (`shapes`, YOLOv8s teacher 50 epochs, students from scratch 31 epochs at 128 px).
 - `pretrained`: the everyday case, as users fine-tune `yolov8n.pt` on their classes: a YOLOv8n pretrained with plain
@@ -19,11 +21,11 @@ every one on the built-in generated data, offline, YOLOv8n students, one torch t
   JSON (`student_plateau`, the teacher and student figures) and README's suite table.
 
 Each regime's rows: the student alone (for `lowres` also the full-resolution student, the GR reference), the default
-recipe, Ultralytics' `distill_model` at its default dis=6 (where it runs: same family, same resolution) and the
-candidates of `CANDIDATES` (measured in `pretrained` first; in the other regimes only those that match the default
-there, see SCREEN; a candidate `name:ensemble=cfg` distils from the regime's teacher and `cfg` trained with its
-settings, as one ensemble), over 3 seeds; each distilled row with its paired gain over the student of its seed and its
-gap recovery GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP50-95.
+recipe of its start, Ultralytics' `distill_model` at its default dis=6 (where it runs: same family, same resolution) and
+the candidates of `CANDIDATES` for that start (measured in its SCREEN regime first; in the other regimes of that start
+only those that match the default there; a candidate `name:ensemble=cfg` distils from the regime's teacher and `cfg`
+trained with its settings, as one ensemble), over 3 seeds; each distilled row with its paired gain over the student of
+its seed and its gap recovery GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP50-95.
 
     python benchmarks/suite.py --quick                       # scratch and pretrained, 1 seed, 3 epochs, default only
     python benchmarks/suite.py                               # every regime; finished runs are kept and read back
@@ -52,7 +54,7 @@ from typing import Any
 import common
 from common import gap_recovery, paired, recipe_spec, row, table, train_all, trained, write_json
 
-from yolodistill.recipes import DEFAULT_RECIPE, LOWRES_RECIPE
+from yolodistill.recipes import default_recipe, starts_pretrained
 
 
 @dataclass(frozen=True)
@@ -88,24 +90,35 @@ REGIMES = {
                    data="synthetic", teacher_epochs=100, epochs=40, nbs=16),
 }  # fmt: skip
 PLATEAU_REGIMES = ("long", "pretrained_long")  # held to long's aims: the student alone plateaus, the teacher well above
-# Measured beside the default (by name; low-resolution regimes take the "lowres" list, the others "normal"): the
-# methods issue 20 names, in their papers' form where ours differs (BCKD's box weights, CrossKD's align_scale).
-# Every candidate is measured first in SCREEN, the cheapest regime and the one where distillation gains least, and goes
-# on to the other regimes only if its GR there is at least the default's: the default is the method whose worst regime
-# is best, so a candidate below the default in one regime cannot replace it. That keeps the suite in its budget.
-SCREEN = "pretrained"
+
+
+def student_start(regime: Regime) -> str:
+    """The kind of start a regime's student has, and so its default (`recipes.default_recipe`): lowres, pretrained or
+    scratch."""
+    pretrained = regime.pretrained_on is not None or starts_pretrained(regime.student)
+    return "lowres" if regime.teacher_imgsz else "pretrained" if pretrained else "scratch"
+
+
+# Each start has its own default, the method whose worst regime among the regimes of that start is best. Candidates
+# for it (by start) are the methods issue 20 names, in their papers' form where ours differs (BCKD's box weights,
+# CrossKD's align_scale). Each is measured first in its start's SCREEN regime, the cheapest one (for pretrained
+# students also the one where distillation gains least), and goes on to that start's other regimes only if its GR
+# there is at least the default's: a candidate below the default in one regime cannot have a better worst regime.
+# That keeps the suite in its budget.
+SCREEN = {"pretrained": "pretrained", "scratch": "scratch", "lowres": "lowres"}
 CANDIDATES = {
-    "normal": ["ld", "head_kd", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",  # head_kd: the former default
-               "cross_kd:cross_kd_align=true", "ld:ensemble=yolo11s.yaml",  # the teacher and a YOLO11s together
-               "head_kd:schedule=cosine",  # every weight decays to 0.1×: distillation last gives way to the labels
-               "head_bckd"],  # the former default: head_bckd_fg's class term on every anchor alike
+    "pretrained": ["ld", "head_kd", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",  # the former defaults
+                   "cross_kd:cross_kd_align=true", "ld:ensemble=yolo11s.yaml",  # the teacher and a YOLO11s together
+                   "head_kd:schedule=cosine",  # every weight decays to 0.1×: distillation last gives way to the labels
+                   "head_bckd"],  # the former default: head_bckd_fg's class term on every anchor alike
+    "scratch": ["head_bckd_fg", "head_bckd"],  # the pretrained default, and its class term on every anchor alike
     "lowres": ["head_kd:assistant=true"],  # Teacher-Assistant-Student (assistant.py)
 }  # fmt: skip
-# Rows beyond the budget (`--ablations`), what the candidates are read against: in SCREEN, head_kd (class KD + LD)
-# split into its terms, other weightings (BCKD's form at 2× and 4× the class weight too), LD with feature terms,
-# head_kd with a feature term (PKD, CWD), and box KD and CrossKD in today's form; in the other regimes the former
-# defaults `ld` (LD alone), `head_kd` and `head_bckd` beside it (each is below the default in SCREEN, so as a candidate
-# it would not run there).
+# Rows beyond the budget (`--ablations`), what the candidates are read against (by regime name, else by start): in the
+# `pretrained` SCREEN, head_kd (class KD + LD) split into its terms, other weightings (BCKD's form at 2× and 4× the
+# class weight too), LD with feature terms, head_kd with a feature term (PKD, CWD), and box KD and CrossKD in today's
+# form; in the other regimes the former defaults and the other start's default beside the default (each below it in
+# its SCREEN, so as a candidate it would not run there).
 ABLATIONS = {
     "pretrained": ["head_kd:balance=0.1", "head_kd:cls_kd=0.5,ld=0.25", "head_kd:ld=0", "ld:ld=2", "ld:pkd=0.5", "cwd",
                    "ld:box_kd=1", "cross_kd", "head_kd:cls_kd_beta=1,cls_kd=4", "head_kd:cls_kd_beta=1,cls_kd=8",
@@ -122,7 +135,8 @@ ABLATIONS = {
                    "head_bckd_fg:ld=0.5", "head_kd:cls_kd_weighted=true"],
     "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1",
                "lowres:cls_kd_weighted=true,cls_kd_beta=1"],  # the default's class term at low resolution
-    "normal": ["ld", "head_kd", "head_bckd"],
+    "pretrained_long": ["ld", "head_kd", "head_bckd"],
+    "scratch": ["ld", "head_bckd_fg", "head_bckd"],  # every regime of students from scratch
 }  # fmt: skip
 QUICK = dict(epochs=3)
 
@@ -165,10 +179,10 @@ def plateau(runs: list[dict[str, Any]]) -> float | None:
     return sum(c[-1] - c[math.ceil(0.75 * len(c)) - 1] for c in curves) / len(curves)
 
 
-def screened(name: str, candidates: list[str], default: str, screen: dict[str, Any] | None) -> list[str]:
-    """The candidates that run in regime `name`: all of them in SCREEN and the low-resolution regimes; elsewhere those
-    whose GR in SCREEN (its suite.json entry, `screen`) is at least the default's there (none before SCREEN ran)."""
-    if name == SCREEN or default != DEFAULT_RECIPE:
+def screened(name: str, kind: str, candidates: list[str], default: str, screen: dict[str, Any] | None) -> list[str]:
+    """The candidates that run in regime `name` of start `kind`: all of them in its SCREEN regime; elsewhere those whose
+    GR in SCREEN (its suite.json entry, `screen`) is at least the default's there (none before SCREEN ran)."""
+    if name == SCREEN[kind]:
         return candidates
     gr = {r["method"]: r["gap_recovery"] for r in (screen or {}).get("rows", []) if r.get("gap_recovery") is not None}
     bar = gr.get(f"yolodistill:{default}")
@@ -179,7 +193,7 @@ def measure(
     name: str, regime: Regime, args: argparse.Namespace, out: str, before: dict[str, Any], screen: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Train (or read back) every run of one regime; its entry of suite.json (`before`: its entry so far, if any;
-    `screen`: SCREEN's entry, which picks the candidates of the other regimes)."""
+    `screen`: its start's SCREEN entry, which picks the candidates of the other regimes)."""
     from yolodistill.data import resolve_data
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -191,11 +205,11 @@ def measure(
     if regime.pretrained_on:
         source = resolve_data(regime.pretrained_on)
         student = str(trained(student, source, regime.pretrained_epochs, full, regime.batch, args.device, False))
-    lowres = regime.teacher_imgsz is not None
-    default = LOWRES_RECIPE if lowres else DEFAULT_RECIPE
-    kind = "lowres" if lowres else "normal"
+    kind = student_start(regime)
+    lowres = kind == "lowres"
+    default = default_recipe(kind == "pretrained", lowres)
     ablations = [] if args.recipes is not None or not args.ablations else ABLATIONS.get(name, ABLATIONS[kind])
-    candidates = args.recipes if args.recipes is not None else screened(name, CANDIDATES[kind], default, screen)
+    candidates = args.recipes if args.recipes is not None else screened(name, kind, CANDIDATES[kind], default, screen)
     recipes = [default] if args.quick else [default, *candidates, *(a for a in ablations if a not in candidates)]
     low = {"imgsz": regime.imgsz, **({"teacher_imgsz": full} if lowres else {})}
 
@@ -270,13 +284,14 @@ def main() -> None:
     start = time.monotonic()
     out = args.out or common.result_name("suite", args.quick)
     names = args.regimes or (["scratch", "pretrained"] if args.quick else list(REGIMES))
-    names = sorted(names, key=lambda n: n != SCREEN)  # SCREEN first: it picks the other regimes' candidates
+    # the SCREEN regimes first: they pick the other regimes' candidates
+    names = sorted(names, key=lambda n: n not in SCREEN.values())
     done = common.measured(out, "regimes")
     for name in names:
         regime = with_changes(name, REGIMES[name], args.set)
         if args.quick:
             regime = dataclasses.replace(regime, **QUICK)
-        done[name] = measure(name, regime, args, out, done.get(name, {}), done.get(SCREEN))
+        done[name] = measure(name, regime, args, out, done.get(name, {}), done.get(SCREEN[student_start(regime)]))
         # after each regime: a suite cut short keeps what it finished (and its kept runs make the rest resume)
         # wall_s: this invocation's time (what --quick is budgeted by), kept runs read back and teachers cached or not
         write_json(

@@ -3,14 +3,14 @@ losses, and Ultralytics' built-in `distill_model`, each task read on its own out
 
 Per task, on the built-in preset of that task (`shapes-seg`, `shapes-pose`, `shapes-obb`: the images of `shapes` with
 the task's labels), a YOLOv8s teacher of the task is trained once with plain Ultralytics (cached); then, for each seed
-and with identical settings: the YOLOv8n student of the task alone, the default recipe (`recipes.DEFAULT_RECIPE`, on the
-detection part of the heads), the default plus each of the task's losses (`mask_kd` and `proto_kd`, `kpt_kd` or
-`angle_kd`, at `--task-weight`), the recipes of `--recipes` (none by default; e.g. `head_kd` or `ld:ld=2`) and
-Ultralytics' `distill_model` at its default dis=6. Rows are read as in efficacy.py
-— by the paired gain over the student of the same seed and by the gap recovery GR = (mAP − mAP_student) /
-(mAP_teacher − mAP_student) — on the mAP50-95 of the task's own output (mask mAP for segment, pose mAP for pose,
-rotated-box mAP for OBB; for segment and pose the box mAP is kept beside it). Two trainings run side by side, one torch
-thread each; every finished run is kept (`common.train`), so an interrupted run continues.
+and with identical settings: the YOLOv8n student of the task alone, the default recipe for students from scratch
+(`recipes.SCRATCH_RECIPE`, on the detection part of the heads), the default plus each of the task's losses (`mask_kd`
+and `proto_kd`, `kpt_kd` or `angle_kd`, at `--task-weight`), the recipes of `--recipes` (none by default; e.g. `head_kd`
+or `ld:ld=2`) and Ultralytics' `distill_model` at its default dis=6. Rows are read as in efficacy.py — by the paired
+gain over the student of the same seed and by the gap recovery GR = (mAP − mAP_student) / (mAP_teacher − mAP_student) —
+on the mAP50-95 of the task's own output (mask mAP for segment, pose mAP for pose, rotated-box mAP for OBB; for segment
+and pose the box mAP is kept beside it). Two trainings run side by side, one torch thread each; every finished run is
+kept (`common.train`), so an interrupted run continues.
 
     python benchmarks/tasks.py --quick                 # 1 seed, 5 epochs, every task: a smoke test, not a measurement
     python benchmarks/tasks.py --tasks segment         # 3 seeds on one task
@@ -78,8 +78,9 @@ def measure(task: str, data: str, args: argparse.Namespace, seeds: list[int], ep
     suffix, _, losses = TASKS[task]
     losses = [x for x in losses if args.task_losses is None or x in args.task_losses]
     t_pt, teacher = task_teacher(task, data, args)
-    from yolodistill.recipes import DEFAULT_RECIPE as default
+    from yolodistill.recipes import default_recipe
 
+    default = default_recipe(pretrained=False)  # the students are yamls: the default for students from scratch
     methods = [("student", "student", {}), (f"yolodistill:{default}", "yolodistill", {"recipe": default})]
     methods += [(f"yolodistill:{default}:{loss}={args.task_weight:g}", "yolodistill",
                  {"recipe": default, loss: args.task_weight}) for loss in losses]  # fmt: skip

@@ -12,7 +12,7 @@ from conftest import IMGSZ, train_args
 from yolodistill import DistillError
 from yolodistill.assistant import stages
 from yolodistill.cli import entrypoint
-from yolodistill.recipes import LOWRES_RECIPE
+from yolodistill.recipes import LOWRES_RECIPE, SCRATCH_RECIPE
 
 BASE = {"teacher": "t.pt", "model": "yolov8n.yaml", "data": "d.yaml", "imgsz": 64, "teacher_imgsz": 128}
 
@@ -56,6 +56,7 @@ def test_both_stages_from_the_cli(workdir, data_yaml, teacher_pt):
     two = yaml.safe_load((runs / "tas" / "distill.yaml").read_text())
     assert one["teacher"] == str(teacher_pt) and one["recipe_name"] == LOWRES_RECIPE and one["teacher_imgsz"] == 128
     assert two["teacher"] == str(runs / "tas-assistant" / "weights" / "best.pt") and two["teacher_imgsz"] == IMGSZ
+    assert two["recipe_name"] == SCRATCH_RECIPE  # stage 2: the default of the student's start (a yaml)
     with open(runs / "tas" / "results.csv") as f:
         row = next(csv.DictReader(f))
     assert float(row["train/ld_loss"]) > 0  # the default recipe whole, LD included: one resolution in stage 2

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import IMGSZ
 
-from yolodistill.recipes import DEFAULT_RECIPE, load_recipe
+from yolodistill.recipes import DEFAULT_RECIPE, SCRATCH_RECIPE, load_recipe
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -200,10 +200,10 @@ def test_regime_script(tmp_path, data_yaml, teacher_pt):
 def test_overhead_script(tmp_path, data_yaml):
     result, _ = run_script(
         "overhead.py", tmp_path, "--data", str(data_yaml), "--imgsz", str(IMGSZ), "--batch", "2", "--iters", "2",
-        "--warmup", "1", "--recipes", DEFAULT_RECIPE, "cwd_mimic", "--profile-steps", "1",
+        "--warmup", "1", "--recipes", SCRATCH_RECIPE, "cwd_mimic", "--profile-steps", "1",
     )  # fmt: skip
     rows = {r["method"]: r for r in result["rows"]}
-    ours = f"yolodistill:{DEFAULT_RECIPE}"
+    ours = f"yolodistill:{SCRATCH_RECIPE}"
     assert list(rows) == ["student", "floor", ours, "yolodistill:cwd_mimic", "ultralytics:distill_model"]
     assert rows[ours]["default"] and not rows["yolodistill:cwd_mimic"]["default"]
     for r in rows.values():
@@ -222,7 +222,7 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     scratch = first["regimes"]["scratch"]
     assert [(r["method"], r["default"]) for r in scratch["rows"]] == [
         ("student", False),
-        (f"yolodistill:{DEFAULT_RECIPE}", True),
+        (f"yolodistill:{SCRATCH_RECIPE}", True),  # students from scratch: their default
         ("yolodistill:head_kd:balance=0.5", False),
         (f"yolodistill:ld:ensemble={teacher}", False),
         ("ultralytics:distill_model", True),
@@ -276,7 +276,9 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     monkeypatch.setitem(report.GENERATORS, "suite", lambda: report.suite_tables(second))
     text = report.render(readme)
     assert text.startswith("intro\n<!-- suite:start -->\n| regime |") and text.endswith("<!-- suite:end -->\nrest\n")
-    assert "| `yolodistill:head_kd:balance=0.5` | " in text and f"| `yolodistill:{DEFAULT_RECIPE}` *default* | " in text
+    assert "| `yolodistill:head_kd:balance=0.5` | " in text
+    assert f"| `yolodistill:{SCRATCH_RECIPE}` *default in `scratch`* | " in text
+    assert f"| `yolodistill:{DEFAULT_RECIPE}` *default in `pretrained`* | " in text
     assert "old" not in text
     assert report.render(text) == text  # generated once, stable
 
@@ -292,7 +294,31 @@ def test_leader_is_the_yolodistill_method_whose_worst_regime_is_best():
         "`ultralytics:x`": {"s": r("ultralytics:x", 0.6), "p": r("ultralytics:x", 0.2)},  # not a recipe
     }
     (line,) = report._leaders(methods)[1:]
-    assert "default `yolodistill:a` ran (`s`, `p`): `yolodistill:b`, worst GR 10 %" in line
+    assert "wherever `yolodistill:a` is the default (`s`, `p`): `yolodistill:b`, worst GR 10 %" in line
+
+
+def test_each_start_has_its_leader_read_on_the_regimes_it_is_the_default_of():
+    def r(method, gr, default=False):
+        return {"method": method, "default": default, "gap_recovery": gr, "paired_gain": [0.1],
+                "paired_gain_mean": 0.1, "paired_gain_se": 0.01, "map50_95_mean": 0.5, "map50_95_std": 0.0,
+                "per_seed": [{"map50_95": 0.5, "time_s": 60.0}]}  # fmt: skip
+
+    # a: the default of `scratch`, b: of `pretrained`; each also runs in the other's regime
+    methods = {
+        "`yolodistill:a`": {"scratch": r("yolodistill:a", 0.7, True), "pretrained": r("yolodistill:a", 0.1)},
+        "`yolodistill:b`": {"scratch": r("yolodistill:b", 0.5), "pretrained": r("yolodistill:b", 0.2, True)},
+    }
+    lines = report._leaders(methods)[1:]
+    assert "wherever `yolodistill:a` is the default (`scratch`): `yolodistill:a`, worst GR 70 %" in lines[0]
+    assert "wherever `yolodistill:b` is the default (`pretrained`): `yolodistill:b`, worst GR 20 %" in lines[1]
+    student = {"method": "student", "default": False, "map50_95_mean": 0.4, "map50_95_std": 0.0,
+               "per_seed": [{"map50_95": 0.4, "time_s": 60.0}]}  # fmt: skip
+    regimes = {name: {"settings": {"about": name}, "teacher": {"map50_95": 0.8}, "reference_map50_95": 0.8,
+                      "rows": [student, *(by[name] for by in methods.values())]}
+               for name in ("scratch", "pretrained")}  # fmt: skip
+    text = report.suite_tables({"regimes": regimes})
+    assert "| `yolodistill:a` *default in `scratch`* | " in text
+    assert "| `yolodistill:b` *default in `pretrained`* | " in text
 
 
 def test_goal_names_what_is_missed():
@@ -411,9 +437,9 @@ def test_tasks_script_reads_a_task_on_its_own_output(tmp_path, task_data):
     rows = {x["method"]: x for x in r["rows"]}
     assert list(rows) == [
         "student",
-        f"yolodistill:{DEFAULT_RECIPE}",
-        f"yolodistill:{DEFAULT_RECIPE}:mask_kd=1",
-        f"yolodistill:{DEFAULT_RECIPE}:proto_kd=1",
+        f"yolodistill:{SCRATCH_RECIPE}",
+        f"yolodistill:{SCRATCH_RECIPE}:mask_kd=1",
+        f"yolodistill:{SCRATCH_RECIPE}:proto_kd=1",
         "yolodistill:ld:ld=2",
         "ultralytics:distill_model",
     ]
@@ -450,7 +476,7 @@ def test_task_tables_read_each_task_on_its_own_output_and_name_missed_aims():
         }
         return r | ({} if gain is None else {"paired_gain_mean": gain, "paired_gain_se": 0.01})
 
-    def task(student, teacher, ours_gr, ours=f"yolodistill:{DEFAULT_RECIPE}"):
+    def task(student, teacher, ours_gr, ours=f"yolodistill:{SCRATCH_RECIPE}"):
         rows = [run("student", False, [student, student]), run(ours, True, [0.3, 0.31], ours_gr, 0.05),
                 run("ultralytics:distill_model", False, [0.26, 0.27], 0.2, 0.01) | {"dis": 6.0}]  # fmt: skip
         return {"metric": "seg", "settings": {"epochs": 31, "imgsz": 128, "batch": 16, "seeds": [0, 1]},
@@ -459,7 +485,7 @@ def test_task_tables_read_each_task_on_its_own_output_and_name_missed_aims():
 
     text = report.task_tables({"tasks": {"segment": task(0.25, 0.45, 0.5)}})
     assert "| run | mask mAP50-95 per seed | mask mAP50-95 | paired gain ± se | GR | box mAP50-95 |" in text
-    ours = f"`yolodistill:{DEFAULT_RECIPE}`"
+    ours = f"`yolodistill:{SCRATCH_RECIPE}`"
     assert f"| {ours} *default* | 0.300 / 0.310 | 0.305 ± 0.010 | +0.050 ± 0.010 | 50 % | 0.500 |" in text
     assert "Regime: the student learns" in text and f"Goal, {ours}: met." in text and "not measured on" not in text
     assert "**pose**: not measured yet" in text and "**obb**: not measured yet" in text and "Rows of" not in text
@@ -511,10 +537,21 @@ def test_candidates_leave_the_screening_regime_only_where_they_match_the_default
     rows = [(DEFAULT_RECIPE, 0.02), ("ld", -0.06), ("cross_kd", 0.05), ("ld:ld=2", 0.02)]
     screen = {"rows": [{"method": f"yolodistill:{m}", "gap_recovery": gr} for m, gr in rows]}
     every = ["ld", "cross_kd", "ld:ld=2", "box_kd"]
-    assert suite.screened(suite.SCREEN, every, DEFAULT_RECIPE, screen) == every
-    assert suite.screened("long", every, DEFAULT_RECIPE, screen) == ["cross_kd", "ld:ld=2"]  # box_kd: not run there
-    assert suite.screened("long", every, DEFAULT_RECIPE, None) == []  # the screening regime has not run yet
-    assert suite.screened("lowres", ["head_kd:assistant=true"], "lowres", None) == ["head_kd:assistant=true"]
+    assert suite.screened("pretrained", "pretrained", every, DEFAULT_RECIPE, screen) == every
+    # box_kd: not run there
+    assert suite.screened("pretrained_long", "pretrained", every, DEFAULT_RECIPE, screen) == ["cross_kd", "ld:ld=2"]
+    assert suite.screened("pretrained_long", "pretrained", every, DEFAULT_RECIPE, None) == []  # SCREEN not run yet
+    assert suite.screened("scratch", "scratch", every, SCRATCH_RECIPE, None) == every  # scratch is its own SCREEN
+    assert suite.screened("lowres", "lowres", ["head_kd:assistant=true"], "lowres", None) == ["head_kd:assistant=true"]
+
+
+def test_each_regime_takes_the_default_of_its_students_start():
+    import suite
+
+    starts = {name: suite.student_start(regime) for name, regime in suite.REGIMES.items()}
+    assert starts == {"scratch": "scratch", "pretrained": "pretrained", "pretrained_long": "pretrained",
+                      "lowres": "lowres", "cross_family": "scratch", "long": "scratch"}  # fmt: skip
+    assert set(suite.SCREEN) == set(starts.values()) and all(starts[r] == k for k, r in suite.SCREEN.items())
 
 
 def test_demo_section_reads_both_runs_of_demo_json():

@@ -14,7 +14,7 @@ from ultralytics.utils.patches import torch_load
 
 from yolodistill import DistillationTrainer, PoseDistillationTrainer
 from yolodistill.distiller import Distiller, head_outputs
-from yolodistill.recipes import DEFAULT_RECIPE, load_recipe
+from yolodistill.recipes import SCRATCH_RECIPE, load_recipe
 from yolodistill.seams import swapped
 from yolodistill.teacher import freeze
 from yolodistill.trainer import average_gradients, broadcast_from_rank0
@@ -77,7 +77,7 @@ def test_resumed_ddp_worker_takes_the_distillation_from_the_checkpoint(midway_la
     trainer = DistillationTrainer(overrides={"resume": str(midway_last)})
     rebuilt = _rebuilt_in_worker(trainer)
     assert rebuilt.args.resume and rebuilt.plan.recipe == trainer.plan.recipe
-    assert rebuilt.plan.recipe_name == trainer.plan.recipe_name == DEFAULT_RECIPE
+    assert rebuilt.plan.recipe_name == trainer.plan.recipe_name == SCRATCH_RECIPE
     assert rebuilt.distill_args["teacher"] == str(teacher_pt)
 
 

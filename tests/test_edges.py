@@ -18,7 +18,7 @@ from yolodistill.alignment import student_size
 from yolodistill.checks import merge_cfg, resume_args
 from yolodistill.cli import entrypoint
 from yolodistill.distiller import Distiller
-from yolodistill.recipes import DEFAULT_RECIPE, load_recipe
+from yolodistill.recipes import SCRATCH_RECIPE, load_recipe
 from yolodistill.teacher import freeze
 
 
@@ -106,7 +106,7 @@ def test_more_bad_input_in_one_line(argv, message, data_yaml, teacher_pt, tmp_pa
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["cls_kd=0.9"], f"cls_kd=0.9 (run: {load_recipe(DEFAULT_RECIPE).cls_kd}) differ"),  # the run: the default
+        (["cls_kd=0.9"], f"cls_kd=0.9 (run: {load_recipe(SCRATCH_RECIPE).cls_kd}) differ"),  # the run: the default
         (["teacher={other}"], "is not the file this run was started with"),
     ],
 )
@@ -229,7 +229,7 @@ def test_mlflow_sees_the_distillation_settings(workdir, data_yaml, teacher_pt, m
     trainer.add_callback("on_pretrain_routine_end", mlflow_cb.on_pretrain_routine_end)
     trainer.train()
     assert logged["yolodistill_teacher"] == str(teacher_pt) and len(logged["yolodistill_teacher_sha256"]) == 64
-    assert logged["yolodistill_recipe"] == DEFAULT_RECIPE and logged["yolodistill_cls_kd"] == 0.7
+    assert logged["yolodistill_recipe"] == SCRATCH_RECIPE and logged["yolodistill_cls_kd"] == 0.7
     assert logged["yolodistill_teacher_imgsz"] == IMGSZ and logged["epochs"] == 1  # beside Ultralytics' own settings
     assert not any(k.startswith("yolodistill_") for k in vars(trainer.args))  # gone again: validators re-check args
 

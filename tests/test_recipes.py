@@ -8,9 +8,24 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+import torch
+from conftest import save_checkpoint, train_args
+from ultralytics.nn.tasks import DetectionModel
 
+from yolodistill import DistillationTrainer
 from yolodistill.cli import entrypoint
-from yolodistill.recipes import HEAD_LOSSES, LOSSES, RECIPE_KEYS, Recipe, load_recipe
+from yolodistill.recipes import (
+    DEFAULT_RECIPE,
+    HEAD_LOSSES,
+    LOSSES,
+    LOWRES_RECIPE,
+    RECIPE_KEYS,
+    SCRATCH_RECIPE,
+    Recipe,
+    default_recipe,
+    load_recipe,
+    starts_pretrained,
+)
 from yolodistill.registry import TABLE
 
 COS45 = math.cos(math.pi / 4)
@@ -47,3 +62,46 @@ def test_every_recipe_key_is_in_help_and_readme(capsys):
     for f in fields(Recipe):
         assert f"  {f.name} " in out and f.metadata["help"] in out
         assert f"`{f.name}`" in readme, f"README does not name recipe key {f.name!r}"
+
+
+@pytest.mark.parametrize(
+    ("model", "pretrained", "starts"),
+    [
+        ("yolov8n.yaml", True, False),  # Ultralytics' default pretrained=True loads nothing for a yaml
+        ("yolov8n.pt", True, True),
+        ("runs/x/weights/BEST.PT", True, True),
+        ("yolov8n.pt", False, False),  # pretrained=False: the .pt's architecture, from scratch
+        ("yolov8n.yaml", "yolov8n.pt", True),  # weights loaded into the yaml's model
+    ],
+)  # fmt: skip
+def test_a_student_starts_pretrained_as_ultralytics_setup_model_decides(model, pretrained, starts):
+    assert starts_pretrained(model, pretrained) is starts
+
+
+def test_the_default_is_the_one_of_the_students_start():
+    assert default_recipe(pretrained=True) == DEFAULT_RECIPE
+    assert default_recipe(pretrained=False) == SCRATCH_RECIPE
+    assert (
+        default_recipe(pretrained=True, lowres=True) == default_recipe(pretrained=False, lowres=True) == LOWRES_RECIPE
+    )
+    assert SCRATCH_RECIPE != DEFAULT_RECIPE  # else one default would do
+
+
+def test_a_run_without_a_recipe_takes_the_default_of_its_students_start(workdir, data_yaml, teacher_pt, caplog):
+    torch.manual_seed(0)
+    other = DetectionModel("yolov8n.yaml", nc=3, verbose=False)  # pretrained on other classes, as yolov8n.pt is
+    other.names = {0: "cat", 1: "dog", 2: "bird"}
+    pretrained = str(save_checkpoint(other, workdir / "pretrained_for_the_default.pt"))
+
+    def plan(model, **kw):
+        args = {"teacher": str(teacher_pt), "model": model, "data": str(data_yaml), **kw}
+        return DistillationTrainer(overrides={**args, **train_args(workdir / "runs", name="default-pick")}).plan
+
+    with caplog.at_level("INFO", logger="ultralytics"):
+        assert plan("yolov8n.yaml").recipe_name == SCRATCH_RECIPE
+        assert f"recipe={SCRATCH_RECIPE} (the default for a student from scratch)" in caplog.text
+        assert plan(pretrained).recipe_name == DEFAULT_RECIPE
+        assert f"recipe={DEFAULT_RECIPE} (the default for a pretrained student)" in caplog.text
+    assert plan("yolov8n.yaml", pretrained=pretrained).recipe_name == DEFAULT_RECIPE  # weights into the yaml's model
+    assert plan(pretrained, recipe="ld").recipe_name == "ld"  # a recipe given is the recipe
+    assert plan(pretrained).recipe == load_recipe(DEFAULT_RECIPE)

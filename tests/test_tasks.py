@@ -131,7 +131,9 @@ def test_a_trainer_of_another_task_is_one_line(task_teachers, task_data, data_ya
 
 
 def _plan(task, teacher, data, model, lowres=False, **weights):
-    args = SimpleNamespace(data=str(data), model=model, task=task, imgsz=IMGSZ, multi_scale=0.0, single_cls=False)
+    args = SimpleNamespace(
+        data=str(data), model=model, task=task, imgsz=IMGSZ, multi_scale=0.0, single_cls=False, pretrained=True
+    )
     teacher_imgsz = 2 * IMGSZ if lowres else None
     teacher = teacher if isinstance(teacher, list) else str(teacher)  # a list: an ensemble
     return preflight(args, {**DISTILL_ARGS, "teacher": teacher, "teacher_imgsz": teacher_imgsz, **weights})

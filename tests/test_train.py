@@ -15,7 +15,7 @@ from conftest import IMGSZ, train_args
 from ultralytics.nn.tasks import DetectionModel
 
 from yolodistill import DistillationTrainer, distill
-from yolodistill.recipes import DEFAULT_RECIPE
+from yolodistill.recipes import SCRATCH_RECIPE
 from yolodistill.trainer import CKPT_KEY
 
 pytestmark = pytest.mark.slow  # every test here trains a model
@@ -169,7 +169,7 @@ def test_demo_prints_the_three_rows_and_caches_the_teacher(workdir, data_yaml, m
     assert [k.split()[0] for k in table] == ["teacher", "student", "distilled"]
     assert all(0.0 <= v["mAP50-95"] <= v["mAP50"] <= 1.0 for v in table.values())
     out = capsys.readouterr().out
-    assert "mAP50-95" in out and f"distilled ({DEFAULT_RECIPE}, 1 ep)" in out and "gap recovery" in out
+    assert "mAP50-95" in out and f"distilled ({SCRATCH_RECIPE}, 1 ep)" in out and "gap recovery" in out
     threads = f"Trained on a CPU, torch on {os.cpu_count()} threads: these figures and the time taken vary by machine"
     assert threads in out
     assert (workdir / "demo" / "demo.png").stat().st_size > 0

@@ -28,7 +28,8 @@ def distill(
     """Distil `teacher` (a detect, segment, pose or obb .pt, or a list: an ensemble) into `student` (a model yaml or
     .pt of the teacher's task) on `data`, with the trainer of that task (`trainer.TRAINERS`).
 
-    `recipe` None takes the default, `recipes.DEFAULT_RECIPE` (`LOWRES_RECIPE` when `teacher_imgsz` > `imgsz`).
+    `recipe` None takes the default for the student's start, `recipes.default_recipe`: `DEFAULT_RECIPE` for a .pt,
+    `SCRATCH_RECIPE` for a yaml, `LOWRES_RECIPE` when `teacher_imgsz` > `imgsz`.
     `unlabeled`: images without labels to distil from as well (a folder, a .txt list or a glob; `unlabeled_ratio` per
     labelled image in a batch; see yolodistill.unlabeled). `train_args` are Ultralytics train arguments (epochs, imgsz,
     batch, device, ...), `teacher_imgsz`, `unlabeled_ratio`, `assistant` (Teacher–Assistant–Student:

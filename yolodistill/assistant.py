@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from ultralytics.utils import DEFAULT_CFG
 
-from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, load_recipe
+from .recipes import LOWRES_RECIPE, RECIPE_KEYS, default_recipe, load_recipe, starts_pretrained
 from .utils import DistillError
 
 ASSISTANT_ARGS = ("assistant", "assistant_epochs")
@@ -41,7 +41,8 @@ def stages(args: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]
         )
     student = {k: v for k, v in args.items() if k != "teacher_imgsz"}  # stage 2: one resolution
     # stage 2's recipe is checked now, not after the hours of stage 1
-    load_recipe(args.get("recipe") or DEFAULT_RECIPE, {k: args[k] for k in RECIPE_KEYS if k in args})
+    start = starts_pretrained(args.get("model", args.get("student")), args.get("pretrained", True))
+    load_recipe(args.get("recipe") or default_recipe(start), {k: args[k] for k in RECIPE_KEYS if k in args})
     if assistant is not True:
         if not Path(str(assistant)).is_file():
             raise DistillError(f"assistant '{assistant}' not found: pass assistant=true to train one first")

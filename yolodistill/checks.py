@@ -29,7 +29,7 @@ from ultralytics.utils.torch_utils import parse_device, select_device
 
 from .crosshead import cut_channels
 from .data import resolve_data
-from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, RECIPE_KEYS, Recipe, load_recipe, load_recipe_value
+from .recipes import RECIPE_KEYS, Recipe, default_recipe, load_recipe, load_recipe_value, starts_pretrained
 from .registry import FEATURE_INPUTS, TABLE, TASK_INPUTS, Heads
 from .taps import FeatureTaps, detect_inputs
 from .teacher import _UNREADABLE, fetch_release, load_teacher, model_task
@@ -39,7 +39,7 @@ from .utils import DistillError, suggest
 # yolodistill's own train arguments, accepted next to Ultralytics' (None: take the value from the recipe).
 DISTILL_ARGS: dict[str, Any] = {
     "teacher": None,  # path of the teacher checkpoint, or a list of them (an ensemble, ensemble.py)
-    "recipe": None,  # bundled recipe name or path to a recipe yaml; None = DEFAULT_RECIPE, LOWRES_RECIPE if low-res
+    "recipe": None,  # bundled recipe name or path to a recipe yaml; None = recipes.default_recipe's pick
     "teacher_imgsz": None,  # teacher input size; None = imgsz (see alignment.py for a lower-resolution student)
     "unlabeled": None,  # images without labels to distil from (unlabeled.py); None = the data yaml's `unlabeled:`
     "unlabeled_ratio": None,  # unlabelled images per labelled one in a batch; None = unlabeled.UNLABELED_RATIO
@@ -384,7 +384,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     stride = max(32, int(teacher.stride.max()), int(student.stride.max()))
     teacher_imgsz = _sizes(args, distill["teacher_imgsz"], stride)
     lowres = teacher_imgsz != args.imgsz
-    recipe_name = distill["recipe"] or (LOWRES_RECIPE if lowres else DEFAULT_RECIPE)
+    recipe_name = distill["recipe"] or default_recipe(starts_pretrained(args.model, args.pretrained), lowres)
     recipe = load_recipe(recipe_name, {k: distill[k] for k in RECIPE_KEYS})
     if not recipe.weights():
         raise DistillError(

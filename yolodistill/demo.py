@@ -21,7 +21,6 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 
 from .checks import check_device
 from .data import resolve_data
-from .recipes import DEFAULT_RECIPE
 from .synthetic import GENERATOR_VERSION
 from .trainer import DistillationTrainer
 from .utils import cache_home, replacing
@@ -69,8 +68,9 @@ def teacher_checkpoint(
     return cached
 
 
-def run_demo(recipe: str = DEFAULT_RECIPE, project: str = "runs/demo", **overrides: Any) -> dict[str, dict[str, float]]:
-    """Run the comparison and print the table; returns {row: {"mAP50": .., "mAP50-95": ..}}."""
+def run_demo(recipe: str | None = None, project: str = "runs/demo", **overrides: Any) -> dict[str, dict[str, float]]:
+    """Run the comparison and print the table; returns {row: {"mAP50": .., "mAP50-95": ..}}. `recipe` None: the default
+    of the demo's student (`recipes.default_recipe`: from scratch)."""
     from ultralytics import YOLO
 
     cfg = {**DEMO, **overrides}
@@ -92,6 +92,7 @@ def run_demo(recipe: str = DEFAULT_RECIPE, project: str = "runs/demo", **overrid
         name="distilled",
         **common,
     )
+    recipe = distilled.distill_args["recipe"]  # the one the trainer picked where None
     t_metrics = YOLO(teacher).val(data=data, imgsz=cfg["imgsz"], batch=cfg["batch"], device=cfg["device"], plots=False)
     rows = {
         f"teacher ({Path(teacher_cfg).stem}, {teacher_epochs} ep)": t_metrics.box,

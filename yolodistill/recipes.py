@@ -18,8 +18,13 @@ from .losses import BoxKDLoss
 from .registry import TABLE
 from .utils import DistillError, bundled, suggest
 
-DEFAULT_RECIPE = "head_bckd_fg"  # chosen by benchmarks/suite.py: the best worst regime (README "Results")
-LOWRES_RECIPE = "lowres"  # the default when teacher_imgsz > imgsz (LD needs one grid, so the default cannot be it)
+# The defaults, one per start of the student, each chosen by benchmarks/suite.py as the best worst regime among the
+# regimes of that start (README "Results"): what helps a student from scratch most is not what helps a pretrained one.
+DEFAULT_RECIPE = "head_bckd_fg"  # a pretrained student (student=x.pt): fine-tuned, as users fine-tune yolov8n.pt
+SCRATCH_RECIPE = "head_kd"  # a student from scratch (student=x.yaml)
+LOWRES_RECIPE = "lowres"  # teacher_imgsz > imgsz, either start (LD needs one grid, so neither default above can be it)
+DEFAULT_FOR = {DEFAULT_RECIPE: "a pretrained student", SCRATCH_RECIPE: "a student from scratch",
+               LOWRES_RECIPE: "a student at a lower resolution than the teacher"}  # fmt: skip
 OTHER_RECIPES = ("ld", "head_pkd", "cwd_mimic")  # measured beside it in the full efficacy run
 # every loss a recipe can weight, in column order, and those that read the Detect head: from the table of losses
 LOSSES = tuple(TABLE)
@@ -202,6 +207,18 @@ def _check(values: dict[str, Any], source: str) -> Recipe:
         if getattr(r, key) not in choices:
             raise suggest(getattr(r, key), choices, what=f"{key} in {source}")
     return r
+
+
+def starts_pretrained(model: Any, pretrained: Any = True) -> bool:
+    """Whether Ultralytics' trainer (its `setup_model`) starts the student `model` from weights: a `.pt` unless
+    `pretrained=False`, or any model with `pretrained=` a checkpoint path (`pretrained=True` loads none for a yaml)."""
+    return isinstance(pretrained, (str, Path)) or (pretrained is not False and str(model).lower().endswith(".pt"))
+
+
+def default_recipe(pretrained: bool, lowres: bool = False) -> str:
+    """The recipe a run without `recipe=` takes: LOWRES_RECIPE at a lower resolution than the teacher's, else
+    DEFAULT_RECIPE for a student that starts from weights and SCRATCH_RECIPE for one from scratch."""
+    return LOWRES_RECIPE if lowres else DEFAULT_RECIPE if pretrained else SCRATCH_RECIPE
 
 
 def load_recipe(spec: str | Path = DEFAULT_RECIPE, overrides: dict[str, Any] | None = None) -> Recipe:

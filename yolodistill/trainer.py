@@ -42,6 +42,7 @@ from .alignment import student_size
 from .checks import DISTILL_ARGS, check_args, check_device, check_unlabeled_unchanged, merge_cfg, preflight, resume_args
 from .data import resolve_data
 from .distiller import Distiller
+from .recipes import DEFAULT_FOR
 from .seams import swapped
 from .teacher import teacher_task
 from .unlabeled import MixedLoader, UnlabeledDataset, unlabeled_batch
@@ -201,13 +202,15 @@ class DistillationMixin:
             self._check_unfinished(ckpt)
             self.distill_args = resume_args(state, self.distill_args, self.args.imgsz)
         self.args.data = resolve_data(self.args.data) if self.args.data else self.args.data
+        picked = not self.distill_args["recipe"]  # no recipe given: preflight picks the default of the student's start
         self.plan = preflight(self.args, self.distill_args)
         if state:
             check_unlabeled_unchanged(state, self.plan)
         self.distill_args["recipe"] = self.plan.recipe_name
         r = self.plan.recipe
+        why = f" (the default for {DEFAULT_FOR[self.plan.recipe_name]})" if picked else ""
         LOGGER.info(
-            f"{colorstr('distill:')} teacher={self.distill_args['teacher']} recipe={self.distill_args['recipe']} "
+            f"{colorstr('distill:')} teacher={self.distill_args['teacher']} recipe={self.plan.recipe_name}{why} "
             f"losses={r.weights()} taps teacher{self.plan.teacher_layers}→student{self.plan.student_layers} "
             f"adapter={r.adapter} imgsz={self.args.imgsz} teacher_imgsz={self.plan.teacher_imgsz}"
         )
