@@ -5,16 +5,16 @@ Per task, on the built-in preset of that task (`shapes-seg`, `shapes-pose`, `sha
 the task's labels), a YOLOv8s teacher of the task is trained once with plain Ultralytics (cached); then, for each seed
 and with identical settings: the YOLOv8n student of the task alone, the default recipe for students from scratch
 (`recipes.SCRATCH_RECIPE`, on the detection part of the heads), the default plus each of the task's losses (`mask_kd`
-and `proto_kd`, `kpt_kd` or `angle_kd`, at `--task-weight`), the recipes of `--recipes` (none by default; e.g. `head_kd`
-or `ld:ld=2`) and Ultralytics' `distill_model` at its default dis=6. Rows are read as in efficacy.py — by the paired
-gain over the student of the same seed and by the gap recovery GR = (mAP − mAP_student) / (mAP_teacher − mAP_student) —
-on the mAP50-95 of the task's own output (mask mAP for segment, pose mAP for pose, rotated-box mAP for OBB; for segment
-and pose the box mAP is kept beside it). Two trainings run side by side, one torch thread each; every finished run is
-kept (`common.train`), so an interrupted run continues.
+and `proto_kd`, `kpt_kd` or `angle_kd`, at `--task-weight`), the recipes of `--recipes` (none by default; e.g.
+`head_bckd_fg` or `ld:ld=2`) and Ultralytics' `distill_model` at its default dis=6. Rows are read as in efficacy.py — by
+the paired gain over the student of the same seed and by the gap recovery GR = (mAP − mAP_student) / (mAP_teacher −
+mAP_student) — on the mAP50-95 of the task's own output (mask mAP for segment, pose mAP for pose, rotated-box mAP for
+OBB; for segment and pose the box mAP is kept beside it). Two trainings run side by side, one torch thread each; every
+finished run is kept (`common.train`), so an interrupted run continues.
 
     python benchmarks/tasks.py --quick                 # 1 seed, 5 epochs, every task: a smoke test, not a measurement
     python benchmarks/tasks.py --tasks segment         # 3 seeds on one task
-    python benchmarks/tasks.py --tasks obb --recipes head_kd   # and a row for another recipe
+    python benchmarks/tasks.py --tasks obb --recipes head_bckd_fg   # and a row for another recipe
     python benchmarks/tasks.py --tasks segment --task-losses mask_kd   # a row for one task loss only (none: no row)
 
 The regime must let the student learn (its task mAP50-95 >= 0.2) under a teacher at least 0.1 above it;
