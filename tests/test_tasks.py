@@ -238,10 +238,10 @@ def test_mask_boxes_are_the_heads_own_boxes_on_the_prototype_grid(cfg):
 @pytest.mark.parametrize("task", list(TASKS))
 def test_a_yolo26_teacher_distils_its_task_into_a_yolov8_student(task, task_data, workdir):
     """YOLO26's task heads (Segment26, Pose26, OBB26: raw angles, other keypoint decoding) teach YOLOv8 ones; their
-    end-to-end head has no DFL bins, so the recipe is class KD (lowres without its CrossKD) plus the task's loss."""
+    end-to-end head has no DFL bins, so the recipe is class KD (lowres) plus the task's loss."""
     suffix, loss, *_ = TASKS[task]
     teacher = make_teacher(workdir / f"teacher-26{suffix}.pt", f"yolo26s{suffix}.yaml", NAMES, kpt_shape=KPT_SHAPE)
-    plan = _plan(task, teacher, task_data[task], student_yaml(task), recipe="lowres", cross_kd=0.0, **{loss: 1.0})
+    plan = _plan(task, teacher, task_data[task], student_yaml(task), recipe="lowres", **{loss: 1.0})
     terms, items = distil_step(Distiller.from_plan(plan), _student(task), torch.rand(2, 3, IMGSZ, IMGSZ))
     assert set(items) == {"cls_kd_loss", f"{loss}_loss"} and torch.isfinite(terms).all() and (terms > 0).all()
 
