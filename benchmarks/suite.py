@@ -110,8 +110,10 @@ CANDIDATES = {
     "pretrained": ["ld", "head_kd", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",  # ld: a former default
                    "cross_kd:cross_kd_align=true", "ld:ensemble=yolo11s.yaml",  # the teacher and a YOLO11s together
                    "head_kd:schedule=cosine",  # every weight decays to 0.1×: distillation last gives way to the labels
-                   "head_bckd"],  # the former default: head_bckd_fg's class term on every anchor alike
-    "scratch": ["head_bckd_fg", "head_bckd"],  # the pretrained default, and its class term on every anchor alike
+                   "head_bckd",  # the former default: head_bckd_fg's class term on every anchor alike
+                   # on top of the default: CrossKD, and both of its terms heavier
+                   "head_bckd_fg:cross_kd=2", "head_bckd_fg:cls_kd=4,ld=2"],
+    "scratch": ["head_bckd_fg"],  # the pretrained default
     # Teacher-Assistant-Student (assistant.py), and PKD on the neck maps or CrossKD on top of the default's class KD
     # (CrossKD, a little ahead, stays out of the default: it cannot distil from an ensemble, which the default can)
     "lowres": ["head_kd:assistant=true", "lowres:pkd=1", "lowres:cross_kd=2"],
