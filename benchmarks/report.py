@@ -123,8 +123,8 @@ def suite_tables(result: dict[str, Any]) -> str:
         note = "–" if worst is None else f"`{worst}` {_pct(measured[worst])}"
         note += "" if len(by_regime) == len(regimes) else " (of those it ran in)"
         default = ", ".join(f"`{n}`" for n, r in by_regime.items() if _is_default(r))
-        tag = f" *default in {default}*" if default else ""
-        tag = tag or (" (ablation)" if all(r.get("ablation") for r in by_regime.values()) else "")
+        ablation = all(r.get("ablation") for r in by_regime.values())
+        tag = f" *default in {default}*" if default else " (ablation)" if ablation else ""
         lines.append(f"| {method}{tag} | " + " | ".join(cells) + f" | {note} |")
     return "\n".join(lines + _leaders(methods) + [_cost(regimes)])
 
