@@ -33,6 +33,10 @@ GOAL_GR, GOAL_RATIO, GOAL_SE = 0.40, 2.0, 2.0
 PLATEAU_AIM, GAP_AIM = 0.01, 0.10  # suite.PLATEAU_REGIMES' aims: the student's plateau, the teacher's lead over it
 SUITE_BUDGET_H = 5  # the whole suite, teachers cached, in hours of this 2-core machine
 QUICK_BUDGET_MIN = 15  # suite.py --quick, likewise
+SEEDS_COMMAND = (
+    "python benchmarks/suite.py --regimes pretrained pretrained_long --recipes head_bckd_fg:cls_kd=4,ld=2 "
+    "--seeds 0 1 2 3 4 --set ultralytics=false --out suite_seeds"
+)
 TASK_LEARNS = 0.2  # a task's regime: the student alone reaches this on its own metric, the teacher GAP_AIM above it
 TASK_OUTPUT = {"seg": "mask", "pose": "pose", "box": "rotated-box"}  # tasks.json's `metric` → what the rows read
 
@@ -168,6 +172,49 @@ def _leaders(methods: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
         lines.append(f"Best worst regime so far among the methods run wherever {name} is the default ({regimes}): "
                      f"{best}, worst GR {_pct(rivals[best])}.  ")  # fmt: skip
     return lines
+
+
+def seeds_tables(result: dict[str, Any]) -> str:
+    """A close call at more seeds (`suite.py --seeds ... --out suite_seeds`): per regime, each row's GR, paired gain
+    over the student and paired difference to the default (per seed, then mean ± se), and whether that difference
+    exceeds 2 se; then the method whose worst GR over these regimes is best, and whether it beats the default there by
+    > 2 se in every regime (else a tie, which goes to the default as the simpler)."""
+    from common import paired
+
+    regimes = result["regimes"]
+    lines, diffs = [], {}
+    for name, reg in regimes.items():
+        rows = reg["rows"]
+        default = next(r for r in rows if _is_default(r))
+        lines += [f"**`{name}`** ({reg['settings']['about']}; seeds {', '.join(map(str, reg['settings']['seeds']))}):",
+                  "", "| run | mAP50-95 per seed | GR | paired gain ± se | paired difference to the default ± se |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for r in rows:
+            cell = "–"
+            if "paired_gain" in r and r is not default:
+                d = paired(r["per_seed"], default["per_seed"])
+                mean, se = d["paired_gain_mean"], d["paired_gain_se"]
+                diffs.setdefault(r["method"], {})[name] = mean > GOAL_SE * se
+                cell = f"{mean:+.4f} ± {se:.4f} ({'>' if abs(mean) > GOAL_SE * se else 'under'} 2 se)"
+            tag = " *default*" if r is default else ""
+            lines.append(f"| {_name(r)}{tag} | {_per_seed(r)} | {_pct(r['gap_recovery'])} | {_gain(r)} | {cell} |")
+        lines.append("")
+    worst = {}
+    for reg in regimes.values():
+        for r in reg["rows"]:
+            if r.get("gap_recovery") is not None:
+                worst[r["method"]] = min(worst.get(r["method"], 1.0), r["gap_recovery"])
+    best = max(worst, key=worst.get)
+    line = f"Best worst GR over these regimes: `{best}` ({_pct(worst[best])})"
+    if best in diffs:  # not the default: does it lead the default beyond noise wherever it is read?
+        wins = len(diffs[best]) == len(regimes) and all(diffs[best].values())
+        line += (
+            "; ahead of the default by > 2 se in every one of them"
+            if wins
+            else ("; not ahead of the default by > 2 se in every one of them: a tie, which goes to the default")
+        )
+    lines.append(line + ".")
+    return "\n".join(lines)
 
 
 def task_tables(result: dict[str, Any]) -> str:
@@ -401,6 +448,7 @@ def quick_line(result: dict[str, Any]) -> str:
 GENERATORS = {
     "suite": _from("suite", suite_tables),
     "suite_quick": _from("suite_quick", quick_line, "python benchmarks/suite.py --quick"),
+    "suite_seeds": _from("suite_seeds", seeds_tables, SEEDS_COMMAND),
     "tasks": _from("tasks", task_tables),
     "demo": _from("demo", demo_section),
     "regime": _from("regime", regime_table),

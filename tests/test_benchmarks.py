@@ -321,6 +321,32 @@ def test_each_start_has_its_leader_read_on_the_regimes_it_is_the_default_of():
     assert "| `yolodistill:b` *default in `pretrained`* | " in text
 
 
+def test_seeds_table_reads_a_candidate_against_the_default_seed_by_seed():
+    def r(method, per_seed, gr, default=False):
+        runs = [{"seed": s, "map50_95": m, "map50": m, "time_s": 60.0} for s, m in enumerate(per_seed)]
+        return {"method": method, "default": default, "gap_recovery": gr, "per_seed": runs, "paired_gain": [],
+                "paired_gain_mean": 0.01, "paired_gain_se": 0.001}  # fmt: skip
+
+    def regime(ours, theirs, gr_ours, gr_theirs):
+        rows = [{"method": "student", "default": False, "gap_recovery": None,
+                 "per_seed": [{"seed": s, "map50_95": 0.5} for s in range(3)]},
+                r("yolodistill:a", ours, gr_ours, True), r("yolodistill:b", theirs, gr_theirs)]  # fmt: skip
+        return {"settings": {"about": "x", "seeds": [0, 1, 2]}, "rows": rows}
+
+    # b leads in p by 0.01 on every seed (se 0: > 2 se) but by a changing sign in q: a tie, to the default
+    tie = {"p": regime([0.60, 0.61, 0.62], [0.61, 0.62, 0.63], 0.1, 0.2),
+           "q": regime([0.60, 0.61, 0.62], [0.62, 0.60, 0.63], 0.5, 0.4)}  # fmt: skip
+    text = report.seeds_tables({"regimes": tie})
+    assert "| `yolodistill:b` | 0.610 / 0.620 / 0.630 | 20 % | +0.010 ± 0.001 | +0.0100 ± 0.0000 (> 2 se) |" in text
+    assert "(under 2 se)" in text
+    assert text.endswith("`yolodistill:b` (20 %); not ahead of the default by > 2 se in every one of them: a tie, "
+                         "which goes to the default.")  # fmt: skip
+    wins = {**tie, "q": regime([0.60, 0.61, 0.62], [0.61, 0.625, 0.63], 0.5, 0.6)}
+    assert report.seeds_tables({"regimes": wins}).endswith("ahead of the default by > 2 se in every one of them.")
+    lead = {"p": regime([0.60, 0.61, 0.62], [0.61, 0.62, 0.63], 0.3, 0.2)}
+    assert report.seeds_tables({"regimes": lead}).endswith("Best worst GR over these regimes: `yolodistill:a` (30 %).")
+
+
 def test_goal_names_what_is_missed():
     rows = [{"method": "student", "default": False, "gap_recovery": None},
             {"method": "yolodistill:head_kd", "default": True, "gap_recovery": 0.30, "paired_gain_mean": 0.02,
