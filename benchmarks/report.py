@@ -35,7 +35,7 @@ PLATEAU_AIM, GAP_AIM = 0.01, 0.10  # suite.PLATEAU_REGIMES' aims: the student's 
 SUITE_BUDGET_H = 5  # the whole suite, teachers cached, in hours of this 2-core machine
 QUICK_BUDGET_MIN = 15  # suite.py --quick, likewise
 SEEDS_COMMAND = (
-    "python benchmarks/suite.py --regimes pretrained pretrained_long --recipes head_bckd_fg:cls_kd=4,ld=2 "
+    "python benchmarks/suite.py --regimes pretrained pretrained_long --recipes head_bckd_fg "
     "--seeds 0 1 2 3 4 --set ultralytics=false --out suite_seeds"
 )
 TASK_LEARNS = 0.2  # a task's regime: the student alone reaches this on its own metric, the teacher GAP_AIM above it

@@ -110,10 +110,10 @@ CANDIDATES = {
     "pretrained": ["ld", "head_kd", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",  # ld: a former default
                    "cross_kd:cross_kd_align=true", "ld:ensemble=yolo11s.yaml",  # the teacher and a YOLO11s together
                    "head_kd:schedule=cosine",  # every weight decays to 0.1×: distillation last gives way to the labels
-                   "head_bckd",  # the former default: head_bckd_fg's class term on every anchor alike
-                   # on top of the default: CrossKD, and both of its terms heavier
-                   "head_bckd_fg:cross_kd=2", "head_bckd_fg:cls_kd=4,ld=2"],
-    "scratch": ["head_bckd_fg"],  # the pretrained default
+                   "head_bckd",  # a former default: head_bckd_fg's class term on every anchor alike
+                   # the former default (finetune at half the weights), and CrossKD on top of it
+                   "head_bckd_fg", "head_bckd_fg:cross_kd=2"],
+    "scratch": ["head_bckd_fg"],  # the pretrained default of its time (finetune, at twice its weights, did not run)
     # Teacher-Assistant-Student (assistant.py), and PKD on the neck maps or CrossKD on top of the default's class KD
     # (CrossKD, a little ahead, stays out of the default: it cannot distil from an ensemble, which the default can)
     "lowres": ["head_kd:assistant=true", "lowres:pkd=1", "lowres:cross_kd=2"],
@@ -132,14 +132,14 @@ ABLATIONS = {
                    # head_bckd with a second teacher: what one buys where distillation gains least (an ensemble
                    # needs two teachers, so it cannot be the default, whatever its other regimes)
                    "head_bckd:ensemble=yolo11s.yaml",
-                   # the default with twice the class weight (its weighted term is smaller than head_bckd's): level
-                   # with the default in SCREEN (paired difference under 2 standard errors), so not sent on
+                   # head_bckd_fg with twice the class weight (its weighted term is smaller than head_bckd's): level
+                   # with head_bckd_fg in SCREEN (paired difference under 2 standard errors), so not sent on
                    "head_bckd_fg:cls_kd=4",
-                   # the default with lighter LD, and its weighting without BCKD's factor (β): neither above it
+                   # head_bckd_fg with lighter LD, and its weighting without BCKD's factor (β): neither above it
                    "head_bckd_fg:ld=0.5", "head_kd:cls_kd_weighted=true"],
     "lowres": ["lowres:balance=0.5", "lowres:cls_kd_beta=1",
                "lowres:cls_kd_weighted=true,cls_kd_beta=1"],  # the pretrained default's class term at low resolution
-    "pretrained_long": ["ld", "head_kd", "head_bckd"],
+    "pretrained_long": ["ld", "head_kd", "head_bckd", "head_bckd_fg"],  # the former defaults
     "scratch": ["ld", "head_bckd_fg", "head_bckd"],  # every regime of students from scratch
 }  # fmt: skip
 QUICK = dict(epochs=3)

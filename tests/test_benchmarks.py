@@ -69,11 +69,13 @@ def test_runs_are_kept_by_the_recipe_they_resolve_to():
     [
         ("head_bckd", "head_kd:cls_kd_beta=1", "head_kd"),
         ("head_bckd_fg", "head_bckd:cls_kd_weighted=true", "head_bckd"),
+        ("finetune", "head_bckd_fg:cls_kd=4,ld=2", "head_bckd_fg"),
     ],
 )
 def test_a_named_recipe_reads_back_the_runs_made_before_it_had_a_name(named, measured_as, other):
-    """README: head_bckd's suite rows are the runs made as `head_kd:cls_kd_beta=1`, and the default's
-    (head_bckd_fg) those made as `head_bckd:cls_kd_weighted=true`, before each had a name."""
+    """README: head_bckd's suite rows are the runs made as `head_kd:cls_kd_beta=1`, head_bckd_fg's those made as
+    `head_bckd:cls_kd_weighted=true`, and the pretrained default's (finetune) those made as
+    `head_bckd_fg:cls_kd=4,ld=2`, before each had a name."""
     base = {"method": "yolodistill", "model": "yolov8n.yaml", "seed": 0}
     spelled = common.run_settings({**base, **common.recipe_spec(measured_as)})
     assert common.run_settings({**base, **common.recipe_spec(named)}) == spelled

@@ -20,7 +20,7 @@ from .utils import DistillError, bundled, suggest
 
 # The defaults, one per start of the student, each chosen by benchmarks/suite.py as the best worst regime among the
 # regimes of that start (README "Results"): what helps a student from scratch most is not what helps a pretrained one.
-DEFAULT_RECIPE = "head_bckd_fg"  # a pretrained student (student=x.pt): fine-tuned, as users fine-tune yolov8n.pt
+DEFAULT_RECIPE = "finetune"  # a pretrained student (student=x.pt): fine-tuned, as users fine-tune yolov8n.pt
 SCRATCH_RECIPE = "head_kd"  # a student from scratch (student=x.yaml)
 LOWRES_RECIPE = "lowres"  # teacher_imgsz > imgsz, either start (LD needs one grid, so neither default above can be it)
 DEFAULT_FOR = {DEFAULT_RECIPE: "a pretrained student", SCRATCH_RECIPE: "a student from scratch",
