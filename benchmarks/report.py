@@ -210,9 +210,9 @@ def seeds_tables(result: dict[str, Any]) -> str:
     line = f"Best worst GR over these regimes: `{best}` ({_pct(worst[best][0])})"
     if best in diffs:  # not the default: is its worst better beyond noise, where the default's worst is?
         at = worst[next(r["method"] for reg in regimes.values() for r in reg["rows"] if _is_default(r))][1]
-        line += (f"; in `{at}`, the default's worst regime, it is ahead of the default by > 2 se: it replaces the "
-                 "default" if diffs[best].get(at) else f"; in `{at}`, the default's worst regime, it is not ahead of "
-                 "the default by > 2 se: a tie, which goes to the default")  # fmt: skip
+        verdict = "it replaces the default" if diffs[best].get(at) else "a tie, which goes to the default"
+        ahead = "ahead" if diffs[best].get(at) else "not ahead"
+        line += f"; in `{at}`, the default's worst regime, it is {ahead} of the default by > 2 se: {verdict}"
     lines.append(line + ".")
     return "\n".join(lines)
 
