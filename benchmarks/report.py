@@ -209,10 +209,11 @@ def seeds_tables(result: dict[str, Any]) -> str:
     best = max(worst, key=lambda m: worst[m][0])
     line = f"Best worst GR over these regimes: `{best}` ({_pct(worst[best][0])})"
     if best in diffs:  # not the default: is its worst better beyond noise, where the default's worst is?
-        at = worst[next(r["method"] for reg in regimes.values() for r in reg["rows"] if _is_default(r))][1]
-        verdict = "it replaces the default" if diffs[best].get(at) else "a tie, which goes to the default"
-        ahead = "ahead" if diffs[best].get(at) else "not ahead"
-        line += f"; in `{at}`, the default's worst regime, it is {ahead} of the default by > 2 se: {verdict}"
+        at = worst[default["method"]][1]  # the default is one recipe in every regime: the last loop's row names it
+        wins = diffs[best].get(at, False)
+        verdict = "ahead of the default by > 2 se: it replaces the default" if wins else (
+            "not ahead of the default by > 2 se: a tie, which goes to the default")  # fmt: skip
+        line += f"; in `{at}`, the default's worst regime, it is {verdict}"
     lines.append(line + ".")
     return "\n".join(lines)
 
