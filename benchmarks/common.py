@@ -119,16 +119,20 @@ def teacher(args: Any, data: str) -> tuple[Path, dict[str, Any]]:
     return path, {**info, **validate(path, data, shared)}
 
 
-def trained(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device: str, train: bool = True) -> Path:
+def trained(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device: str, train: bool = True,
+            nbs: int | None = None) -> Path:  # fmt: skip
     """`cfg` itself when it is a .pt, else a model trained on `data` with plain Ultralytics, cached by its settings
-    (`train=False`: only the path it is cached at, trained or not)."""
+    (`train=False`: only the path it is cached at, trained or not). `nbs`: Ultralytics' nominal batch size (None: its
+    own); set, it and the batch join the cache key (the batch alone never did: every cached teacher had batch 16)."""
     from yolodistill.demo import teacher_checkpoint, teacher_path
 
     if cfg.endswith(".pt"):
         return Path(cfg)
+    keyed = {"batch": batch, "nbs": nbs} if nbs else {}
     if not train:
-        return teacher_path(cfg, data, epochs, imgsz, seed=0)
-    return teacher_checkpoint(cfg, data, epochs, imgsz=imgsz, batch=batch, device=device, seed=0, workers=0)
+        return teacher_path(cfg, data, epochs, imgsz, seed=0, **keyed)
+    unkeyed = {} if keyed else {"batch": batch}
+    return teacher_checkpoint(cfg, data, epochs, keyed=keyed, imgsz=imgsz, device=device, seed=0, workers=0, **unkeyed)
 
 
 # per task: Ultralytics' metrics attribute of its own output (what a task row is read by), its results.csv suffix and

@@ -129,6 +129,26 @@ def run_script(name: str, tmp_path: Path, *args: str) -> tuple[dict, str]:
 
 
 @pytest.mark.slow
+def test_a_teacher_trained_with_other_batch_settings_is_cached_apart(tmp_path, monkeypatch):
+    from yolodistill import demo
+
+    monkeypatch.setenv("YOLODISTILL_HOME", str(tmp_path))
+    before = common.trained("yolov8s.yaml", "d.yaml", 100, 96, 16, "cpu", train=False)
+    assert before == demo.teacher_path("yolov8s.yaml", "d.yaml", 100, 96, 0)  # the path teachers were cached at before
+    paths = [common.trained("yolov8s.yaml", "d.yaml", 100, 96, b, "cpu", train=False, nbs=8) for b in (8, 16)]
+    assert len({before, *paths}) == 3
+    seen = {}
+
+    def fake_train(cls, threads, **overrides):  # what the teacher would be trained with, and a checkpoint
+        seen.update(overrides)
+        (tmp_path / "best.pt").write_bytes(b"weights")
+        return type("Trainer", (), {"best": tmp_path / "best.pt"})
+
+    monkeypatch.setattr(demo, "train_with_threads", fake_train)
+    assert common.trained("yolov8s.yaml", "d.yaml", 100, 96, 8, "cpu", nbs=8) == paths[0] and paths[0].is_file()
+    assert (seen["batch"], seen["nbs"], seen["imgsz"], seen["epochs"]) == (8, 8, 96, 100)
+
+
 def test_efficacy_script(tmp_path, data_yaml, teacher_pt):
     args = [
         "efficacy.py", tmp_path, "--data", str(data_yaml), "--teacher", str(teacher_pt), "--imgsz", str(IMGSZ),
@@ -218,8 +238,8 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
     teacher = tmp_path / "teacher.pt"
     teacher.write_bytes(Path(teacher_pt).read_bytes())  # removed below
     toy = ["--set", f"data={data_yaml}", f"teacher={teacher}", f"pretrained.pretrained_on={data_yaml}",
-           f"imgsz={IMGSZ}", "epochs=1", "batch=8", "pretrained_epochs=1", "--seeds", "0", "--recipes",
-           "head_kd:balance=0.5", f"ld:ensemble={teacher}", "--out", "suite_toy"]  # fmt: skip
+           f"imgsz={IMGSZ}", "epochs=1", "batch=8", "pretrained_epochs=1", "train_args=[[lr0,0.02]]", "--seeds", "0",
+           "--recipes", "head_kd:balance=0.5", f"ld:ensemble={teacher}", "--out", "suite_toy"]  # fmt: skip
     first, _ = run_script("suite.py", tmp_path, "--regimes", "scratch", *toy)
     scratch = first["regimes"]["scratch"]
     assert [(r["method"], r["default"]) for r in scratch["rows"]] == [
@@ -229,6 +249,10 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
         (f"yolodistill:ld:ensemble={teacher}", False),
         ("ultralytics:distill_model", True),
     ]
+    for run in ("student", f"yolodistill_{SCRATCH_RECIPE}", "ultralytics_distill_model"):  # a regime's train_args
+        assert (
+            yaml.safe_load((tmp_path / "runs" / f"suite_toy-scratch-{run}-s0" / "args.yaml").read_text())["lr0"] == 0.02
+        )
     (ensemble,) = (tmp_path / "runs").glob("suite_toy-scratch-yolodistill_ld_ensemble*-s0")
     assert yaml.safe_load((ensemble / "distill.yaml").read_text())["teacher"] == [str(teacher)] * 2
     student = scratch["rows"][0]

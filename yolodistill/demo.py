@@ -48,20 +48,32 @@ def train_with_threads(trainer_cls: type, threads: int | None = None, **override
     return trainer
 
 
-def teacher_path(cfg: str, data: str, epochs: int, imgsz: int, seed: int) -> Path:
-    """Where `teacher_checkpoint` caches the teacher of these settings (under $YOLODISTILL_HOME/teachers)."""
+def teacher_path(cfg: str, data: str, epochs: int, imgsz: int, seed: int, **train_args: Any) -> Path:
+    """Where `teacher_checkpoint` caches the teacher of these settings (under $YOLODISTILL_HOME/teachers); `train_args`
+    (e.g. nbs) are further training settings of Ultralytics', each part of the key."""
     key = f"{cfg}|{data}|{epochs}|{imgsz}|{seed}|{GENERATOR_VERSION}"
+    # only when given: the teachers cached before these existed keep their paths (kept benchmark runs name them)
+    key += "".join(f"|{k}={v}" for k, v in sorted(train_args.items()))
     return cache_home() / "teachers" / f"{Path(cfg).stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
 
 
 def teacher_checkpoint(
-    cfg: str, data: str, epochs: int, threads: int | None = None, trainer_cls: type = DetectionTrainer, **args: Any
+    cfg: str,
+    data: str,
+    epochs: int,
+    threads: int | None = None,
+    trainer_cls: type = DetectionTrainer,
+    keyed: dict[str, Any] | None = None,
+    **args: Any,
 ) -> Path:
     """A teacher trained with plain Ultralytics (`trainer_cls`: its trainer of the model's task), cached by its settings
-    (`teacher_path`; the model yaml names the task: yolov8s-seg.yaml)."""
-    cached = teacher_path(cfg, data, epochs, args["imgsz"], args["seed"])
+    (`teacher_path`, with the training settings `keyed`; the model yaml names the task: yolov8s-seg.yaml)."""
+    keyed = keyed or {}
+    cached = teacher_path(cfg, data, epochs, args["imgsz"], args["seed"], **keyed)
     if not cached.exists():
-        trainer = train_with_threads(trainer_cls, threads, model=cfg, data=data, name="teacher", epochs=epochs, **args)
+        trainer = train_with_threads(
+            trainer_cls, threads, model=cfg, data=data, name="teacher", epochs=epochs, **keyed, **args
+        )
         cached.parent.mkdir(parents=True, exist_ok=True)
         with replacing(cached) as tmp:  # never a half-copied teacher in the cache
             shutil.copyfile(trainer.best, tmp)
