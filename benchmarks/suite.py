@@ -14,7 +14,7 @@ side by side):
 - `lowres`: that pretrained student fine-tuned at ½ resolution (64 px) from the 128 px teacher; GR against the same
   student fine-tuned at 128 px.
 - `cross_family`: a YOLO11s teacher (50 epochs) of the from-scratch YOLOv8n student.
-- `long`: student and teacher trained until they plateau, on the harder `synthetic` preset (`student_plateau`, the
+- `long`: student and teacher trained towards a plateau, on the harder `synthetic` preset (`student_plateau`, the
   student alone's mean mAP50-95 at the last epoch minus at 75 % of the epochs, ≤ 0.01 is the aim, with the teacher
   ≥ 0.10 above the student). Convergence is bought with optimizer steps rather than epochs: batch 4 and nbs 4 (a step
   every batch, 16× the steps per image of Ultralytics' batch 16 at nbs 64), for the YOLOv8s teacher (50 epochs) and
@@ -77,7 +77,7 @@ class Regime:
     nbs: int | None = None  # Ultralytics' nominal batch size of the students (None: its own, 64)
     teacher_batch: int = 16  # the teacher's training batch and nbs (every teacher cached before: 16 and Ultralytics')
     teacher_nbs: int | None = None
-    train_args: tuple[tuple[str, Any], ...] = ()  # further Ultralytics settings of every student run, as (key, value)
+    train_args: tuple[tuple[str, Any], ...] = ()  # more Ultralytics settings (key, value) of every run but the teacher
     ultralytics: bool = True  # Ultralytics' distill_model runs here (same family and resolution)
 
 
@@ -212,12 +212,12 @@ def measure(
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     data = resolve_data(regime.data)
     full = regime.teacher_imgsz or regime.imgsz
-    # the teacher and the pretrained student by their cache paths, trained only below when a run needs them
 
     def teacher_of(cfg: str, train: bool = True) -> Path:  # a teacher of the regime's settings (cached)
         return trained(cfg, data, regime.teacher_epochs, full, regime.teacher_batch, args.device, train,
                        regime.teacher_nbs)  # fmt: skip
 
+    # the teacher and the pretrained student by their cache paths, trained only below when a run needs them
     t_pt = teacher_of(regime.teacher, train=False)
     student = regime.student
     if regime.pretrained_on:
