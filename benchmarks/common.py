@@ -131,8 +131,9 @@ def trained(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device: st
     keyed = {"batch": batch, "nbs": nbs} if nbs else {}
     if not train:
         return teacher_path(cfg, data, epochs, imgsz, seed=0, **keyed)
-    unkeyed = {} if keyed else {"batch": batch}
-    return teacher_checkpoint(cfg, data, epochs, keyed=keyed, imgsz=imgsz, device=device, seed=0, workers=0, **unkeyed)
+    return teacher_checkpoint(
+        cfg, data, epochs, keyed=keyed, imgsz=imgsz, batch=batch, device=device, seed=0, workers=0
+    )
 
 
 # per task: Ultralytics' metrics attribute of its own output (what a task row is read by), its results.csv suffix and

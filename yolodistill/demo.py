@@ -67,12 +67,13 @@ def teacher_checkpoint(
     **args: Any,
 ) -> Path:
     """A teacher trained with plain Ultralytics (`trainer_cls`: its trainer of the model's task), cached by its settings
-    (`teacher_path`, with the training settings `keyed`; the model yaml names the task: yolov8s-seg.yaml)."""
+    (`teacher_path`, with the training settings `keyed`, which may repeat some of `args`; the model yaml names the
+    task: yolov8s-seg.yaml)."""
     keyed = keyed or {}
     cached = teacher_path(cfg, data, epochs, args["imgsz"], args["seed"], **keyed)
     if not cached.exists():
         trainer = train_with_threads(
-            trainer_cls, threads, model=cfg, data=data, name="teacher", epochs=epochs, **keyed, **args
+            trainer_cls, threads, model=cfg, data=data, name="teacher", epochs=epochs, **{**args, **keyed}
         )
         cached.parent.mkdir(parents=True, exist_ok=True)
         with replacing(cached) as tmp:  # never a half-copied teacher in the cache
