@@ -36,6 +36,9 @@ GENERATOR_VERSION = 1
 # Look-alikes on purpose: disc/ring/eye differ only by their interior, square/frame likewise, oval from disc by aspect
 # ratio. At 11-29 px (imgsz 160) these cues span a few pixels, which is where a wider network pays off.
 CLASS_NAMES = ("disc", "ring", "eye", "square", "frame", "oval")
+# The hard negatives' outlines, each the near miss of a class (open arc of ring, needle of oval, half disc of disc).
+# `lookalike` labels them as 6 more classes.
+_DISTRACTOR_KINDS = ("triangle", "plus", "star", "arc", "needle", "halfdisc")
 
 _SPLITS = ("train", "val")
 _MIN_VISIBLE = 0.6  # occlusion never hides more than this share of an object's pixels
@@ -80,10 +83,17 @@ GENTLE = Style(
     noise=(1, 3),
 )
 
+# Twelve classes, in look-alike pairs and triples (disc/ring/eye/half disc/arc, square/frame, oval/needle,
+# triangle/star/plus), so telling them apart takes more than a few outline cues: the data of a converged YOLOv8s
+# staying ahead of a converged YOLOv8n (benchmarks/suite.py's `long`). No unlabelled negatives: every kind is a class.
+LOOKALIKE = Style(classes=CLASS_NAMES + _DISTRACTOR_KINDS, distractors=(0, 0))
+
 _PRESETS = {
     # the harder, original preset: students stay near mAP50-95 0.01 in short runs
     "synthetic": {"seed": 0, "n_train": 800, "n_val": 200, "imgsz": 160, "style": HARD},
     "shapes": {"seed": 0, "n_train": 600, "n_val": 200, "imgsz": 128, "style": GENTLE},
+    # twice `synthetic`'s training images: the more varied the data, the more a wider network has to learn from
+    "lookalike": {"seed": 0, "n_train": 1600, "n_val": 200, "imgsz": 160, "style": LOOKALIKE},
 }
 # the images of `shapes` with the other tasks' labels (named with Ultralytics' model suffixes: yolov8n-seg.yaml)
 _PRESETS.update({f"shapes-{suffix}": {**_PRESETS["shapes"], "task": t} for t, suffix in _SUFFIXES.items()})
@@ -157,36 +167,44 @@ def _object_masks(
     if kind == "oval":
         aspect = rng.uniform(1.5, 2.0)
         return _coverage(shape, lambda c: _ellipse(c, cx, cy, r * np.sqrt(aspect), r / np.sqrt(aspect), angle)), None
+    # the 0-π angle doubled: arc and half disc need every orientation (the other classes' draws stay as they were)
+    return _outline_mask(kind, cx, cy, r, 2 * angle, rng, shape), None
+
+
+def _outline_mask(
+    kind: str, cx: float, cy: float, r: float, angle: float, rng: np.random.Generator, shape: tuple[int, int]
+) -> np.ndarray:
+    """Coverage of one of the `_DISTRACTOR_KINDS` of radius `r`, turned by `angle` (radians, 0-2π: arc and half disc
+    have no rotational symmetry)."""
+    if kind == "triangle":
+        t = angle + np.array([0, 2, 4]) * np.pi / 3
+        return _coverage(shape, lambda c: _poly(c, np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], 1)))
+    if kind == "plus":
+        arm = r * rng.uniform(0.35, 0.5)
+        a = _coverage(shape, lambda c: _poly(c, _rotated_rect(cx, cy, 2 * r, arm, angle)))
+        b = _coverage(shape, lambda c: _poly(c, _rotated_rect(cx, cy, arm, 2 * r, angle)))
+        return np.maximum(a, b)
+    if kind == "star":
+        t = angle + np.arange(10) * np.pi / 5
+        rad = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
+        return _coverage(shape, lambda c: _poly(c, np.stack([cx + rad * np.cos(t), cy + rad * np.sin(t)], 1)))
+    if kind == "arc":  # a ring with a gap
+        gap = rng.uniform(70, 140)
+        thickness = max(1, round(r * 0.4))
+        arc = (np.degrees(angle), np.degrees(angle) + 360 - gap)
+        return _coverage(shape, lambda c: _ellipse(c, cx, cy, r - thickness / 2, r - thickness / 2, 0, arc, thickness))
+    if kind == "needle":  # far more elongated than "oval"
+        aspect = rng.uniform(3.5, 5.0)
+        return _coverage(shape, lambda c: _ellipse(c, cx, cy, r * np.sqrt(aspect), r / np.sqrt(aspect), angle))
+    if kind == "halfdisc":
+        return _coverage(shape, lambda c: _ellipse(c, cx, cy, r, r, angle, (0, 180)))
     raise ValueError(kind)
 
 
 def _distractor_mask(cx: float, cy: float, size: float, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Unlabelled hard negatives: shapes of the same size and colours that share parts of the classes' cues."""
-    r = size / 2
     angle = rng.uniform(0, 2 * np.pi)
-    kind = rng.integers(6)
-    if kind == 0:  # triangle
-        t = angle + np.array([0, 2, 4]) * np.pi / 3
-        return _coverage(shape, lambda c: _poly(c, np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], 1)))
-    if kind == 1:  # plus sign
-        arm = r * rng.uniform(0.35, 0.5)
-        a = _coverage(shape, lambda c: _poly(c, _rotated_rect(cx, cy, 2 * r, arm, angle)))
-        b = _coverage(shape, lambda c: _poly(c, _rotated_rect(cx, cy, arm, 2 * r, angle)))
-        return np.maximum(a, b)
-    if kind == 2:  # star
-        t = angle + np.arange(10) * np.pi / 5
-        rad = np.where(np.arange(10) % 2 == 0, r, r * 0.45)
-        return _coverage(shape, lambda c: _poly(c, np.stack([cx + rad * np.cos(t), cy + rad * np.sin(t)], 1)))
-    if kind == 3:  # open arc: a ring with a gap, the near miss of "ring"
-        gap = rng.uniform(70, 140)
-        thickness = max(1, round(r * 0.4))
-        arc = (np.degrees(angle), np.degrees(angle) + 360 - gap)
-        return _coverage(shape, lambda c: _ellipse(c, cx, cy, r - thickness / 2, r - thickness / 2, 0, arc, thickness))
-    if kind == 4:  # needle: far more elongated than "oval"
-        aspect = rng.uniform(3.5, 5.0)
-        return _coverage(shape, lambda c: _ellipse(c, cx, cy, r * np.sqrt(aspect), r / np.sqrt(aspect), angle))
-    # half disc
-    return _coverage(shape, lambda c: _ellipse(c, cx, cy, r, r, angle, (0, 180)))
+    return _outline_mask(_DISTRACTOR_KINDS[rng.integers(6)], cx, cy, size / 2, angle, rng, shape)
 
 
 def _background(rng: np.random.Generator, n: int, style: Style) -> np.ndarray:
@@ -279,8 +297,9 @@ def _render(rng: np.random.Generator, n: int, style: Style = HARD) -> tuple[np.n
         cls = int(rng.integers(len(style.classes)))
         for _attempt in range(20):
             size = rng.uniform(lo, hi)
-            # Oval's long axis reaches size * sqrt(2); keep every object wholly inside so boxes need no clipping.
-            margin = size * 0.75 + 1
+            # Keep every object wholly inside, so boxes need no clipping: an oval reaches 0.71 size from its centre, a
+            # needle 1.12 size.
+            margin = size * (1.15 if style.classes[cls] == "needle" else 0.75) + 1
             cx, cy = rng.uniform(margin, n - margin, 2)
             body, mark = _object_masks(style.classes[cls], cx, cy, size, rng, shape)
             solid = body > 127
