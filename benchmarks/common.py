@@ -120,15 +120,16 @@ def teacher(args: Any, data: str) -> tuple[Path, dict[str, Any]]:
 
 
 def trained(cfg: str, data: str, epochs: int, imgsz: int, batch: int, device: str, train: bool = True,
-            nbs: int | None = None) -> Path:  # fmt: skip
+            nbs: int | None = None, train_args: dict[str, Any] | None = None) -> Path:  # fmt: skip
     """`cfg` itself when it is a .pt, else a model trained on `data` with plain Ultralytics, cached by its settings
     (`train=False`: only the path it is cached at, trained or not). `nbs`: Ultralytics' nominal batch size (None: its
-    own); set, it and the batch join the cache key (the batch alone never did: every cached teacher had batch 16)."""
+    own); set, it and the batch join the cache key (the batch alone never did: every cached teacher had batch 16).
+    `train_args`: further Ultralytics settings (e.g. the optimizer), each part of the key."""
     from yolodistill.demo import teacher_checkpoint, teacher_path
 
     if cfg.endswith(".pt"):
         return Path(cfg)
-    keyed = {"batch": batch, "nbs": nbs} if nbs else {}
+    keyed = {**({"batch": batch, "nbs": nbs} if nbs else {}), **(train_args or {})}
     if not train:
         return teacher_path(cfg, data, epochs, imgsz, seed=0, **keyed)
     return teacher_checkpoint(

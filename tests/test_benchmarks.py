@@ -147,6 +147,9 @@ def test_a_teacher_trained_with_other_batch_settings_is_cached_apart(tmp_path, m
     monkeypatch.setattr(demo, "train_with_threads", fake_train)
     assert common.trained("yolov8s.yaml", "d.yaml", 100, 96, 8, "cpu", nbs=8) == paths[0] and paths[0].is_file()
     assert (seen["batch"], seen["nbs"], seen["imgsz"], seen["epochs"]) == (8, 8, 96, 100)
+    # further settings (a regime's optimizer) key the teacher apart too, and reach its training
+    adamw = common.trained("yolov8s.yaml", "d.yaml", 100, 96, 8, "cpu", nbs=8, train_args={"optimizer": "AdamW"})
+    assert adamw not in {before, *paths} and adamw.is_file() and seen["optimizer"] == "AdamW"
 
 
 def test_efficacy_script(tmp_path, data_yaml, teacher_pt):

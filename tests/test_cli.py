@@ -48,6 +48,11 @@ def test_datasets_yaml_names(monkeypatch, tmp_path):
     assert resolve_data("my/data.yaml") == "my/data.yaml"
     monkeypatch.setattr("yolodistill.synthetic.builtin", lambda name: tmp_path / f"{name}.yaml")
     assert resolve_data("synthetic") == str(tmp_path / "synthetic.yaml")
+    # every built-in name is a preset the generator knows (a typo would fail only at first use)
+    from yolodistill.synthetic import _PRESETS
+
+    builtins = {v.removeprefix("builtin:") for v in registry().values() if v.startswith("builtin:")}
+    assert {"lookalike", "shapes", "synthetic"} <= builtins <= set(_PRESETS)
 
 
 @pytest.fixture(scope="module")

@@ -167,6 +167,20 @@ def test_gentle_style_is_its_own_dataset(tmp_path):
     assert len(g) < len(h) and g[:, 3].mean() > h[:, 3].mean()
 
 
+def test_lookalike_style_labels_every_kind_and_draws_no_negatives(tmp_path):
+    """`lookalike`: the 6 classes and the 6 hard-negative outlines as classes, each labelled, wholly in the image."""
+    root = synthetic.generate(tmp_path / "look", seed=0, style=synthetic.LOOKALIKE, **{**SMALL, "n_train": 30})
+    names = yaml.safe_load(root.read_text())["names"]
+    assert list(names.values()) == [*synthetic.CLASS_NAMES, "triangle", "plus", "star", "arc", "needle", "halfdisc"]
+    rows = np.array(_rows(root.parent))
+    assert set(rows[:, 0].astype(int)) == set(names)  # every kind drawn and labelled
+    cx, cy, w, h = rows[:, 1:].T
+    assert (w > 0).all() and (cx - w / 2 >= 0).all() and (cx + w / 2 <= 1).all()
+    assert (cy - h / 2 >= 0).all() and (cy + h / 2 <= 1).all()
+    assert synthetic._PRESETS["lookalike"]["style"] is synthetic.LOOKALIKE
+    assert synthetic.LOOKALIKE.distractors == (0, 0)  # an unlabelled triangle would contradict the labelled ones
+
+
 def _rows(root: Path, split: str = "train") -> list[list[float]]:
     return [
         [float(v) for v in line.split()]
