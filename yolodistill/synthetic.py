@@ -92,7 +92,7 @@ _PRESETS = {
     # the harder, original preset: students stay near mAP50-95 0.01 in short runs
     "synthetic": {"seed": 0, "n_train": 800, "n_val": 200, "imgsz": 160, "style": HARD},
     "shapes": {"seed": 0, "n_train": 600, "n_val": 200, "imgsz": 128, "style": GENTLE},
-    # twice `synthetic`'s training images: the more varied the data, the more a wider network has to learn from
+    # twice `synthetic`'s training images, so that a wider network has more to learn from than a narrow one
     "lookalike": {"seed": 0, "n_train": 1600, "n_val": 200, "imgsz": 160, "style": LOOKALIKE},
 }
 # the images of `shapes` with the other tasks' labels (named with Ultralytics' model suffixes: yolov8n-seg.yaml)
