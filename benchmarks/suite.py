@@ -26,9 +26,10 @@ side by side):
 Each regime's rows: the student alone (for `lowres` also the full-resolution student, the GR reference), the default
 recipe of its start, Ultralytics' `distill_model` at its default dis=6 (where it runs: same family, same resolution) and
 the candidates of `CANDIDATES` for that start (measured in its SCREEN regime first; in the other regimes of that start
-only those that match the default there; a candidate `name:ensemble=cfg` distils from the regime's teacher and `cfg`
-trained with its settings, as one ensemble), over 3 seeds; each distilled row with its paired gain over the student of
-its seed and its gap recovery GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP50-95.
+only those whose GR in SCREEN is at least the default's worst GR over that start's regimes; a candidate
+`name:ensemble=cfg` distils from the regime's teacher and `cfg` trained with its settings, as one ensemble), over 3
+seeds; each distilled row with its paired gain over the student of its seed and its gap recovery
+GR = (mAP_distilled − mAP_student) / (mAP_teacher − mAP_student) on mean mAP50-95.
 
     python benchmarks/suite.py --quick                       # scratch and pretrained, 1 seed, 3 epochs, default only
     python benchmarks/suite.py                               # every regime; finished runs are kept and read back
@@ -112,12 +113,17 @@ def student_start(regime: Regime) -> str:
     return "lowres" if regime.teacher_imgsz else "pretrained" if pretrained else "scratch"
 
 
+def default_of(kind: str) -> str:
+    """The default recipe of a start (`student_start`)."""
+    return default_recipe(kind == "pretrained", kind == "lowres")
+
+
 # Each start has its own default, the method whose worst regime among the regimes of that start is best. Candidates
 # for it (by start) are the methods issue 20 names, in their papers' form where ours differs (BCKD's box weights,
 # CrossKD's align_scale). Each is measured first in its start's SCREEN regime, the cheapest one (for pretrained
 # students also the one where distillation gains least), and goes on to that start's other regimes only if its GR
-# there is at least the default's: a candidate below the default in one regime cannot have a better worst regime.
-# That keeps the suite in its budget.
+# there is at least the default's worst GR over them: a candidate below that in one regime cannot have a better worst
+# regime. That keeps the suite in its budget.
 SCREEN = {"pretrained": "pretrained", "scratch": "scratch", "lowres": "lowres"}
 CANDIDATES = {
     "pretrained": ["ld", "head_kd", "head_kd:balance=0.5", "ld:box_kd=1,box_kd_weights=bckd",  # ld: a former default
@@ -196,21 +202,28 @@ def plateau(runs: list[dict[str, Any]]) -> float | None:
     return sum(c[-1] - c[math.ceil(0.75 * len(c)) - 1] for c in curves) / len(curves)
 
 
-def screened(name: str, kind: str, candidates: list[str], default: str, screen: dict[str, Any] | None) -> list[str]:
+def screened(name: str, kind: str, candidates: list[str], default: str, entries: dict[str, Any]) -> list[str]:
     """The candidates that run in regime `name` of start `kind`: all of them in its SCREEN regime; elsewhere those whose
-    GR in SCREEN (its suite.json entry, `screen`) is at least the default's there (none before SCREEN ran)."""
+    GR in SCREEN is at least the default's worst GR so far (`entries`: the suite.json entries of the regimes of that
+    start measured so far, SCREEN among them; none run before SCREEN has)."""
     if name == SCREEN[kind]:
         return candidates
-    gr = {r["method"]: r["gap_recovery"] for r in (screen or {}).get("rows", []) if r.get("gap_recovery") is not None}
-    bar = gr.get(f"yolodistill:{default}")
-    return [c for c in candidates if bar is not None and gr.get(f"yolodistill:{c}", -math.inf) >= bar]
+
+    def grs(entry: dict[str, Any]) -> dict[str, float]:
+        return {r["method"]: r["gap_recovery"] for r in entry.get("rows", []) if r.get("gap_recovery") is not None}
+
+    screen, key = grs(entries.get(SCREEN[kind], {})), f"yolodistill:{default}"
+    if key not in screen:
+        return []
+    bar = min(g[key] for g in map(grs, entries.values()) if key in g)
+    return [c for c in candidates if screen.get(f"yolodistill:{c}", -math.inf) >= bar]
 
 
 def measure(
-    name: str, regime: Regime, args: argparse.Namespace, out: str, before: dict[str, Any], screen: dict[str, Any] | None
+    name: str, regime: Regime, args: argparse.Namespace, out: str, before: dict[str, Any], start: dict[str, Any]
 ) -> dict[str, Any]:
     """Train (or read back) every run of one regime; its entry of suite.json (`before`: its entry so far, if any;
-    `screen`: its start's SCREEN entry, which picks the candidates of the other regimes)."""
+    `start`: the entries of its start's regimes so far, which pick its candidates: `screened`)."""
     from yolodistill.data import resolve_data
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -229,9 +242,9 @@ def measure(
         student = str(trained(student, source, regime.pretrained_epochs, full, regime.batch, args.device, False))
     kind = student_start(regime)
     lowres = kind == "lowres"
-    default = default_recipe(kind == "pretrained", lowres)
+    default = default_of(kind)
     ablations = [] if args.recipes is not None or not args.ablations else ABLATIONS.get(name, ABLATIONS[kind])
-    candidates = args.recipes if args.recipes is not None else screened(name, kind, CANDIDATES[kind], default, screen)
+    candidates = args.recipes if args.recipes is not None else screened(name, kind, CANDIDATES[kind], default, start)
     recipes = [default] if args.quick else [default, *candidates, *(a for a in ablations if a not in candidates)]
     low = {"imgsz": regime.imgsz, **({"teacher_imgsz": full} if lowres else {})}
 
@@ -307,16 +320,31 @@ def main() -> None:
     # the SCREEN regimes first: they pick the other regimes' candidates
     names = sorted(names, key=lambda n: n not in SCREEN.values())
     done = common.measured(out, "regimes")
-    for name in names:
-        regime = with_changes(name, REGIMES[name], args.set)
-        if args.quick:
-            regime = dataclasses.replace(regime, **QUICK)
-        done[name] = measure(name, regime, args, out, done.get(name, {}), done.get(SCREEN[student_start(regime)]))
-        # after each regime: a suite cut short keeps what it finished (and its kept runs make the rest resume)
-        # wall_s: this invocation's time (what --quick is budgeted by), kept runs read back and teachers cached or not
-        write_json(
-            out, {"mode": "quick" if args.quick else "full", "wall_s": time.monotonic() - start, "regimes": done}
-        )
+    regimes = {name: with_changes(name, REGIMES[name], args.set) for name in names}
+    if args.quick:
+        regimes = {name: dataclasses.replace(regime, **QUICK) for name, regime in regimes.items()}
+
+    def start_of(name: str) -> dict[str, Any]:  # the suite.json entries of the regimes of name's start, so far
+        kind = student_start(regimes[name])
+        return {n: e for n, e in done.items() if n in REGIMES and student_start(regimes.get(n, REGIMES[n])) == kind}
+
+    def candidates(name: str) -> list[str] | None:
+        if args.recipes is not None:
+            return None
+        kind = student_start(regimes[name])
+        return screened(name, kind, CANDIDATES[kind], default_of(kind), start_of(name))
+
+    pending, ran = names, {}
+    while pending:  # a regime measured later may lower the default's worst GR: those before then get more candidates
+        for name in pending:
+            ran[name] = candidates(name)
+            done[name] = measure(name, regimes[name], args, out, done.get(name, {}), start_of(name))
+            # after each regime: a suite cut short keeps what it finished (and its kept runs make the rest resume)
+            # wall_s: this invocation's time (what --quick is budgeted by), kept runs read back, teachers cached or not
+            write_json(
+                out, {"mode": "quick" if args.quick else "full", "wall_s": time.monotonic() - start, "regimes": done}
+            )
+        pending = [name for name in names if candidates(name) != ran[name]]
 
 
 if __name__ == "__main__":
