@@ -139,13 +139,18 @@ def _cost(regimes: dict[str, dict[str, Any]]) -> str:
     `cross_family`, has the same figures in both), against the budget; the ablation rows (`--ablations`) apart, as they
     are beyond it; not the teachers (trained once, cached)."""
     runs = {False: set(), True: set()}
-    for reg in regimes.values():
+    by_regime = {}  # a regime's share of the budgeted runs: those not counted in a regime before it
+    for name, reg in regimes.items():
+        before = len(runs[False]), sum(t for _, t in runs[False])
         for r in reg["rows"]:
             runs[bool(r.get("ablation"))] |= {(p["map50_95"], p["time_s"]) for p in r["per_seed"]}
+        by_regime[name] = (sum(t for _, t in runs[False]) - before[1]) / 3600
     hours = {k: sum(t for _, t in v) / 3600 for k, v in runs.items()}
+    shares = ", ".join(f"`{n}` {h:.1f} h" for n, h in by_regime.items())
     line = (
-        f"Cost of the suite's runs above: {len(runs[False])} runs, {hours[False]:.1f} h of one-thread training, about "
-        f"{hours[False] / 2:.1f} h of this 2-core machine with two side by side (budget: {SUITE_BUDGET_H:g} h)."
+        f"Cost of the suite's runs above: {len(runs[False])} runs, {hours[False]:.1f} h of one-thread training "
+        f"({shares}), about {hours[False] / 2:.1f} h of this 2-core machine with two side by side "
+        f"(budget: {SUITE_BUDGET_H:g} h)."
     )
     if runs[True]:
         line += f" The ablation rows (`--ablations`, beyond the budget): {len(runs[True])} runs, "

@@ -574,9 +574,12 @@ def test_long_regime_row_says_when_its_own_aims_are_missed():
     met = report.suite_tables({"regimes": {"long": regime(0.005, 0.6)}})
     assert "regime aim missed" not in met
     assert "regime aim missed" not in report.suite_tables({"regimes": {"scratch": regime(0.05, 0.35)}})
-    # the cost line counts a run two regimes share (the same figures in both) once
+    # the cost line counts a run two regimes share (the same figures in both) once, in the first of them
     shared = report.suite_tables({"regimes": {"scratch": regime(0.05, 0.35), "cross_family": regime(0.05, 0.35)}})
-    assert "Cost of the suite's runs above: 2 runs, 1.5 h of one-thread training, about 0.8 h" in shared
+    assert (
+        "Cost of the suite's runs above: 2 runs, 1.5 h of one-thread training (`scratch` 1.5 h, `cross_family` 0.0 h), "
+        "about 0.8 h" in shared
+    )
     assert "ablation" not in shared
     # an ablation row is counted apart from the suite's budget and tagged in the method table
     extra = regime(0.05, 0.35)
