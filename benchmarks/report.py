@@ -150,7 +150,7 @@ def _cost(regimes: dict[str, dict[str, Any]]) -> str:
     line = (
         f"Cost of the suite's runs above: {len(runs[False])} runs, {hours[False]:.1f} h of one-thread training "
         f"({shares}), about {hours[False] / 2:.1f} h of this 2-core machine with two side by side "
-        f"(budget: {SUITE_BUDGET_H:g} h)."
+        f"(budget: {SUITE_BUDGET_H:g} h{'; over it' if hours[False] / 2 > SUITE_BUDGET_H else ''})."
     )
     if runs[True]:
         line += f" The ablation rows (`--ablations`, beyond the budget): {len(runs[True])} runs, "

@@ -578,7 +578,7 @@ def test_long_regime_row_says_when_its_own_aims_are_missed():
     shared = report.suite_tables({"regimes": {"scratch": regime(0.05, 0.35), "cross_family": regime(0.05, 0.35)}})
     assert (
         "Cost of the suite's runs above: 2 runs, 1.5 h of one-thread training (`scratch` 1.5 h, `cross_family` 0.0 h), "
-        "about 0.8 h" in shared
+        "about 0.8 h of this 2-core machine with two side by side (budget: 5 h)." in shared
     )
     assert "ablation" not in shared
     # an ablation row is counted apart from the suite's budget and tagged in the method table
@@ -587,6 +587,10 @@ def test_long_regime_row_says_when_its_own_aims_are_missed():
                           "per_seed": [{"map50_95": 0.35, "time_s": 7200.0}]})  # fmt: skip
     text = report.suite_tables({"regimes": {"scratch": extra}})
     assert "Cost of the suite's runs above: 2 runs, 1.5 h" in text
+    extra["rows"][1]["per_seed"][0]["time_s"] = 11.5 * 3600.0  # 12 h of one thread, 6 h of two: said plainly
+    assert "about 6.0 h of this 2-core machine with two side by side (budget: 5 h; over it)." in report.suite_tables(
+        {"regimes": {"scratch": extra}}
+    )
     assert "(`--ablations`, beyond the budget): 1 runs, 2.0 h more" in text
     assert "| `yolodistill:cwd` (ablation) | " in text
 
