@@ -220,10 +220,10 @@ def screened(name: str, kind: str, candidates: list[str], default: str, entries:
 
 
 def measure(
-    name: str, regime: Regime, args: argparse.Namespace, out: str, before: dict[str, Any], start: dict[str, Any]
+    name: str, regime: Regime, args: argparse.Namespace, out: str, before: dict[str, Any], candidates: list[str]
 ) -> dict[str, Any]:
-    """Train (or read back) every run of one regime; its entry of suite.json (`before`: its entry so far, if any;
-    `start`: the entries of its start's regimes so far, which pick its candidates: `screened`)."""
+    """Train (or read back) every run of one regime, with these candidate recipes; its entry of suite.json (`before`:
+    its entry so far, if any)."""
     from yolodistill.data import resolve_data
 
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -244,7 +244,6 @@ def measure(
     lowres = kind == "lowres"
     default = default_of(kind)
     ablations = [] if args.recipes is not None or not args.ablations else ABLATIONS.get(name, ABLATIONS[kind])
-    candidates = args.recipes if args.recipes is not None else screened(name, kind, CANDIDATES[kind], default, start)
     recipes = [default] if args.quick else [default, *candidates, *(a for a in ablations if a not in candidates)]
     low = {"imgsz": regime.imgsz, **({"teacher_imgsz": full} if lowres else {})}
 
@@ -328,9 +327,9 @@ def main() -> None:
         kind = student_start(regimes[name])
         return {n: e for n, e in done.items() if n in REGIMES and student_start(regimes.get(n, REGIMES[n])) == kind}
 
-    def candidates(name: str) -> list[str] | None:
+    def candidates(name: str) -> list[str]:
         if args.recipes is not None:
-            return None
+            return args.recipes
         kind = student_start(regimes[name])
         return screened(name, kind, CANDIDATES[kind], default_of(kind), start_of(name))
 
@@ -338,7 +337,7 @@ def main() -> None:
     while pending:  # a regime measured later may lower the default's worst GR: those before then get more candidates
         for name in pending:
             ran[name] = candidates(name)
-            done[name] = measure(name, regimes[name], args, out, done.get(name, {}), start_of(name))
+            done[name] = measure(name, regimes[name], args, out, done.get(name, {}), ran[name])
             # after each regime: a suite cut short keeps what it finished (and its kept runs make the rest resume)
             # wall_s: this invocation's time (what --quick is budgeted by), kept runs read back, teachers cached or not
             write_json(

@@ -621,8 +621,8 @@ def test_suite_measures_a_regime_again_when_a_later_one_lowers_the_defaults_wors
     gr = {"scratch": {d: 0.6, "x": 0.5}, "cross_family": {d: 0.6}, "long": {d: 0.1}}
     calls = []
 
-    def measure(name, regime, args, out, before, start):  # what the regime's rows would say, and which candidates ran
-        calls.append((name, suite.screened(name, "scratch", ["x"], d, start)))
+    def measure(name, regime, args, out, before, candidates):  # what the regime's rows would say
+        calls.append((name, candidates))
         return {"rows": [{"method": f"yolodistill:{m}", "gap_recovery": g} for m, g in gr[name].items()]}
 
     monkeypatch.setitem(suite.CANDIDATES, "scratch", ["x"])
