@@ -175,8 +175,18 @@ def _leaders(methods: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
             continue
         best = max(rivals, key=rivals.get)
         regimes = ", ".join(f"`{n}`" for n in ours)
-        lines.append(f"Best worst regime so far among the methods run wherever {name} is the default ({regimes}): "
-                     f"{best}, worst GR {_pct(rivals[best])}.  ")  # fmt: skip
+        line = (f"Best worst regime so far among the methods run wherever {name} is the default ({regimes}): "
+                f"{best}, worst GR {_pct(rivals[best])}")  # fmt: skip
+        worst = min(ours, key=lambda n: by_regime[n]["gap_recovery"])  # the default's
+        if best != name and min(ours, key=lambda n: methods[best][n]["gap_recovery"]) == worst:
+            from common import paired
+
+            # GRs three seeds apart can differ by noise alone: the paired difference there says whether they do
+            d = paired(methods[best][worst]["per_seed"], by_regime[worst]["per_seed"])
+            line += f"; against the default in that regime, `{worst}`, paired {_gain(d)}"
+            if d["paired_gain_se"] is not None and abs(d["paired_gain_mean"]) <= GOAL_SE * d["paired_gain_se"]:
+                line += f" (within {GOAL_SE:g} standard errors: not beyond noise)"
+        lines.append(line + ".  ")
     return lines
 
 

@@ -313,17 +313,23 @@ def test_suite_script_measures_regimes_resumes_and_merges(tmp_path, data_yaml, t
 
 
 def test_leader_is_the_yolodistill_method_whose_worst_regime_is_best():
-    def r(method, gr, default=False):
-        return {"method": method, "default": default, "gap_recovery": gr}
+    def r(method, gr, default=False, maps=(0.5, 0.5, 0.5)):
+        per_seed = [{"seed": s, "map50_95": m} for s, m in enumerate(maps)]
+        return {"method": method, "default": default, "gap_recovery": gr, "per_seed": per_seed}
 
     methods = {
         "`yolodistill:a`": {"s": r("yolodistill:a", 0.5, True), "p": r("yolodistill:a", -0.1, True)},
-        "`yolodistill:b`": {"s": r("yolodistill:b", 0.3), "p": r("yolodistill:b", 0.1)},
+        "`yolodistill:b`": {"s": r("yolodistill:b", 0.3), "p": r("yolodistill:b", 0.1, maps=(0.6, 0.61, 0.59))},
         "`yolodistill:c`": {"s": r("yolodistill:c", 0.9)},  # not run in `p`: not a rival
         "`ultralytics:x`": {"s": r("ultralytics:x", 0.6), "p": r("ultralytics:x", 0.2)},  # not a recipe
     }
     (line,) = report._leaders(methods)[1:]
+    # b's worst regime is a's too: the paired difference there says whether the lead is beyond noise
     assert "wherever `yolodistill:a` is the default (`s`, `p`): `yolodistill:b`, worst GR 10 %" in line
+    assert line.endswith("against the default in that regime, `p`, paired +0.100 ± 0.006.  ")
+    methods["`yolodistill:b`"]["p"] = r("yolodistill:b", 0.1, maps=(0.6, 0.4, 0.6))
+    (line,) = report._leaders(methods)[1:]
+    assert line.endswith("paired +0.033 ± 0.067 (within 2 standard errors: not beyond noise).  ")
 
 
 def test_each_start_has_its_leader_read_on_the_regimes_it_is_the_default_of():
