@@ -141,10 +141,10 @@ def _cost(regimes: dict[str, dict[str, Any]]) -> str:
     runs = {False: set(), True: set()}
     by_regime = {}  # a regime's share of the budgeted runs: those not counted in a regime before it
     for name, reg in regimes.items():
-        before = len(runs[False]), sum(t for _, t in runs[False])
+        before = sum(t for _, t in runs[False])
         for r in reg["rows"]:
             runs[bool(r.get("ablation"))] |= {(p["map50_95"], p["time_s"]) for p in r["per_seed"]}
-        by_regime[name] = (sum(t for _, t in runs[False]) - before[1]) / 3600
+        by_regime[name] = (sum(t for _, t in runs[False]) - before) / 3600
     hours = {k: sum(t for _, t in v) / 3600 for k, v in runs.items()}
     shares = ", ".join(f"`{n}` {h:.1f} h" for n, h in by_regime.items())
     line = (
