@@ -133,9 +133,10 @@ CANDIDATES = {
                    # the former default (finetune at half the weights), and CrossKD on top of it
                    "head_bckd_fg", "head_bckd_fg:cross_kd=2"],
     "scratch": ["head_bckd_fg"],  # the pretrained default of its time (finetune, at twice its weights, did not run)
-    # Teacher-Assistant-Student (assistant.py), and PKD on the neck maps or CrossKD on top of the default's class KD
-    # (CrossKD, a little ahead, stays out of the default: it cannot distil from an ensemble, which the default can)
-    "lowres": ["head_kd:assistant=true", "lowres:pkd=1", "lowres:cross_kd=2"],
+    # Teacher-Assistant-Student (assistant.py), and PKD on the neck maps, CrossKD or ISRD (the student's input conv
+    # decoded to the large image) on top of the default's class KD (CrossKD, a little ahead, stays out of the default:
+    # it cannot distil from an ensemble, which the default can)
+    "lowres": ["head_kd:assistant=true", "lowres:pkd=1", "lowres:cross_kd=2", "lowres:isrd=1"],
 }  # fmt: skip
 # Rows beyond the budget (`--ablations`), what the candidates are read against (by regime name, else by start): in the
 # `pretrained` SCREEN, head_kd (class KD + LD) split into its terms, other weightings (BCKD's form at 2× and 4× the

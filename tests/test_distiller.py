@@ -96,6 +96,32 @@ def test_gradients_reach_student_and_adapters_never_teacher(models, imgsz, teach
     assert all(len(student.model[i]._forward_hooks) == 0 for i in (15, 18, 21))
 
 
+@pytest.mark.parametrize(("imgsz", "teacher_imgsz", "r"), [(64, 128, 4), (64, 64, 2)])
+def test_isrd_trains_the_students_input_conv_and_its_decoder_only(models, imgsz, teacher_imgsz, r):
+    """ISRD reads the student's input conv (layer 0) through the decoder the distiller adds to its adapters: its
+    gradient reaches both and no later layer; it reads no teacher output, so alone it has none to check."""
+    teacher, student = models
+    student.train()
+    recipe = load_recipe("cwd", {"cwd": 0.0, "isrd": 1.0})
+    d = Distiller(teacher, recipe, detect_inputs(teacher), detect_inputs(student), [128, 256, 512], [64, 128, 256],
+                  image_decoder=(16, r))  # fmt: skip
+    assert len(d.adapters) == 1 and d.adapters[0].conv.out_channels == 3 * r * r
+    x_t = torch.rand(2, 3, teacher_imgsz, teacher_imgsz)
+    x_s = torch.nn.functional.interpolate(x_t, size=(imgsz, imgsz), mode="bilinear", antialias=True)
+    student.zero_grad()
+    d.attach(student)
+    try:
+        terms, items = d(x_t, student.predict(x_s))
+    finally:
+        d.detach()
+    assert list(items) == ["isrd_loss"] and 0 < items["isrd_loss"] < 1 and int(d.dropped_steps) == 0
+    terms.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.adapters.parameters())
+    assert student.model[0].conv.weight.grad.abs().sum() > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in student.model[1].parameters())
+    assert len(student.model[0]._forward_hooks) == 0
+
+
 def test_teacher_stops_after_its_last_tap(models):
     teacher, student = models
     d = make_distiller(teacher, student)

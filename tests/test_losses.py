@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from yolodistill.adapters import ImageDecoder
 from yolodistill.crosshead import CrossHead
 from yolodistill.losses import (
     AngleKDLoss,
@@ -16,6 +17,7 @@ from yolodistill.losses import (
     ClassKDLoss,
     CrossKDLoss,
     CWDLoss,
+    ISRDLoss,
     KeypointKDLoss,
     LDLoss,
     MaskKDLoss,
@@ -431,3 +433,36 @@ def test_task_losses_zero_when_equal_positive_otherwise_fp32(loss, args):
     assert call(same, teacher).item() == pytest.approx(0.0, abs=1e-7)
     assert call(student, teacher).item() > 0
     assert call([x.half() for x in student], [x.half() for x in teacher]).dtype == torch.float32
+
+
+def isrd_reference(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, r: int, big: np.ndarray) -> float:
+    """ISRD written out: per output pixel (y, x) of channel c, the 1×1 conv's channel c·r² + (y mod r)·r + (x mod r)
+    at input location (y div r, x div r) (pixel shuffle), bilinearly resized to the large image where the sizes
+    differ, then the mean absolute difference to it."""
+    n, _, h, w = x.shape
+    decoded = np.empty((n, 3, h * r, w * r))
+    for i in range(n):
+        for c in range(3):
+            for y in range(h * r):
+                for xx in range(w * r):
+                    k = c * r * r + (y % r) * r + xx % r
+                    decoded[i, c, y, xx] = float(weight[k] @ x[i, :, y // r, xx // r]) + bias[k]
+    if decoded.shape[-2:] != big.shape[-2:]:
+        decoded = np.stack([[bilinear_reference(m, *big.shape[-2:]) for m in img] for img in decoded])
+    return float(np.abs(decoded - big).mean())
+
+
+@pytest.mark.parametrize(("hw", "r", "big_hw"), [((4, 3), 3, (12, 9)), ((4, 3), 2, (10, 7))])
+def test_isrd_decodes_by_pixel_shuffle_and_matches_reference(hw, r, big_hw):
+    """The decoder's 1×1 conv to 3r² channels and pixel shuffle, resized where r·h is not the large image's height
+    (the student's size rounded to the stride), and ISRD's L1 to the large image; zero when it is reproduced."""
+    torch.manual_seed(0)
+    decoder = ImageDecoder(5, r).double()
+    x, big = rand(0, 2, 5, *hw), rand(1, 2, 3, *big_hw).sigmoid()
+    w, b = decoder.conv.weight.detach().view(3 * r * r, 5).numpy(), decoder.conv.bias.detach().numpy()
+    expected = isrd_reference(x.numpy(), w, b, r, big.numpy())
+    assert expected > 0.1
+    image = decoder(x, big.shape[-2:])
+    assert image.shape == big.shape
+    assert ISRDLoss()(image, big).item() == pytest.approx(expected, rel=1e-6)
+    assert ISRDLoss()(big, big).item() == 0

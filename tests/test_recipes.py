@@ -47,8 +47,9 @@ def test_schedule_factor(schedule, off, expected):
 
 def test_loss_keys_come_from_the_table_of_losses():
     head = ("cls_kd", "ld", "box_kd", "cross_kd", "mask_kd", "proto_kd", "kpt_kd", "angle_kd", "pseudo")
-    assert LOSSES == tuple(TABLE) == ("cwd", "mimic", "pkd", *head)
+    assert LOSSES == tuple(TABLE) == ("cwd", "mimic", "pkd", *head, "isrd")
     assert head == HEAD_LOSSES  # the task losses read the task heads' outputs, pseudo-labels the teacher's boxes
+    assert not TABLE["isrd"].head and not TABLE["isrd"].features  # images only: neither the head nor the taps
     for name, row in TABLE.items():  # a loss's weight and its parameters are recipe keys
         assert name in RECIPE_KEYS and set(row.params.values()) <= set(RECIPE_KEYS)
     r = load_recipe("head_kd", {"cross_kd": 1, "cls_kd_beta": 1})

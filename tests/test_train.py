@@ -136,7 +136,8 @@ def test_teacher_is_frozen_outside_optimizer_and_ema(workdir, data_yaml, teacher
 def test_lowres_student_sees_only_small_images_and_teacher_only_large(workdir, data_yaml, teacher_pt):
     args = train_args(workdir / "runs", name="lowres", imgsz=64)
     overrides = {"teacher": str(teacher_pt), "model": "yolov8n.yaml", "data": str(data_yaml), "teacher_imgsz": 128}
-    trainer = DistillationTrainer(overrides={**overrides, **args, "cross_kd": 1.0})  # CrossKD on the teacher's grid
+    # CrossKD on the teacher's grid; ISRD's decoder from the student's 32×32 input conv to the 128 px image (r = 4)
+    trainer = DistillationTrainer(overrides={**overrides, **args, "cross_kd": 1.0, "isrd": 1.0})
     sizes = {"student": set(), "teacher": set()}
 
     def record(t):
@@ -154,9 +155,13 @@ def test_lowres_student_sees_only_small_images_and_teacher_only_large(workdir, d
     ckpt = torch.load(trainer.best, map_location="cpu", weights_only=False)
     assert ckpt["train_args"]["imgsz"] == 64
     assert ckpt[CKPT_KEY]["teacher_imgsz"] == 128
+    vanilla = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=6, verbose=False).parameters())
+    assert sum(p.numel() for p in ckpt["model"].parameters()) == vanilla  # no decoder, no adapters in the student
+    decoder = ckpt[CKPT_KEY]["adapters"][f"{trainer.distiller.decoder}.conv.weight"]  # but kept for resume
+    assert decoder.shape == (3 * 4 * 4, 16, 1, 1)
     with open(trainer.csv) as f:
         row = next(csv.DictReader(f))
-    assert float(row["train/cls_kd_loss"]) > 0 and float(row["train/cross_kd_loss"]) > 0
+    assert all(float(row[f"train/{k}_loss"]) > 0 for k in ("cls_kd", "cross_kd", "isrd"))
 
 
 def test_demo_prints_the_three_rows_and_caches_the_teacher(workdir, data_yaml, monkeypatch, capsys):

@@ -128,6 +128,7 @@ class Plan:
     student_head_channels: list[int]  # the student's channels where CrossKD cuts its head (empty without cross_kd)
     teacher_classes: list[int] | None  # teacher class channel of each data class (by name); None: same classes
     student_protos: int = 0  # the student's prototype maps, M_s, where proto_kd adapts them (else 0)
+    image_decoder: tuple[int, int] = (0, 0)  # ISRD's decoder: the student's input-conv channels and upscale r (else 0)
     members: list[nn.Module] = field(default_factory=list)  # the ensemble's other teachers (ensemble.py)
     member_paths: list[str] = field(default_factory=list)
     member_sha256: list[str] = field(default_factory=list)
@@ -327,6 +328,13 @@ def _probe(model: nn.Module, layers: list[int], size: int) -> list[tuple[int, in
     return [(m.shape[1], size // m.shape[-1]) for m in maps]
 
 
+def _image_decoder(student: nn.Module, scale: float, size: int) -> tuple[int, int]:
+    """ISRD's decoder for `student`: the channels C of its input conv (layer 0) and the upscale r from that conv's map
+    to the teacher's image, its stride times `scale` = teacher_imgsz / imgsz (rounded: the decoder resizes the rest)."""
+    [(channels, stride)] = _probe(student, [0], size)
+    return channels, max(1, round(stride * scale))
+
+
 def _sizes(args: SimpleNamespace, teacher_imgsz: int | None, stride: int) -> int:
     imgsz = args.imgsz
     teacher_imgsz = teacher_imgsz or imgsz
@@ -425,6 +433,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
         student_head_channels=cut_channels(student.model[-1])[0] if recipe.cross_kd > 0 else [],
         teacher_classes=classes,
         student_protos=student.model[-1].nm if recipe.proto_kd > 0 else 0,
+        image_decoder=_image_decoder(student, teacher_imgsz / args.imgsz, 2 * stride) if recipe.isrd > 0 else (0, 0),
         members=teachers[1:],
         member_paths=[str(p) for p in paths[1:]],
         member_sha256=[file_sha256(p) for p in paths[1:]],

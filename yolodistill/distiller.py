@@ -10,7 +10,7 @@ from torch import nn
 from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.tal import make_anchors
 
-from .adapters import adapter, build_adapters
+from .adapters import ImageDecoder, adapter, build_adapters
 from .alignment import align, align_anchors, split_levels
 from .balance import Balance
 from .crosshead import CrossHead, cross_adapters
@@ -105,6 +105,7 @@ class Distiller(nn.Module):
         teacher_classes: Sequence[int] | None = None,
         members: Sequence[tuple[nn.Module, Sequence[int] | None]] = (),
         student_protos: int = 0,
+        image_decoder: tuple[int, int] = (0, 0),
     ):
         super().__init__()
         self.teacher = teacher
@@ -112,7 +113,8 @@ class Distiller(nn.Module):
         feature = recipe.uses_features
         # Every trainable connector in one list (the trainer optimises, clips, broadcasts and checkpoints it): the
         # feature adapters, one per tap, then CrossKD's, one per head branch (`student_head_channels`: the student's
-        # channels at the cut, crosshead.cut_channels), then proto_kd's, the student's `student_protos` prototype
+        # channels at the cut, crosshead.cut_channels), then ISRD's decoder (`image_decoder`: the student's input-conv
+        # channels and the upscale to the teacher's image), then proto_kd's, the student's `student_protos` prototype
         # maps to the teacher's.
         self.adapters = build_adapters(student_channels if feature else [], teacher_channels, recipe.adapter)
         self.n_feature_adapters = len(self.adapters)
@@ -124,6 +126,10 @@ class Distiller(nn.Module):
             self.adapters.extend(cross_adapters(teacher.model[-1], student_head_channels, recipe.adapter))
             adapters = self.adapters[self.n_feature_adapters :]
             self.cross = CrossHead(teacher.model[-1], adapters, recipe.cross_kd_align)
+        self.decoder = None  # ISRD's, also in `adapters` (trained, checkpointed and broadcast with them)
+        if "s_image" in self.inputs:
+            self.decoder = len(self.adapters)
+            self.adapters.append(ImageDecoder(*image_decoder))
         if "s_protos_adapted" in self.inputs:  # always the last adapter: `task_inputs` finds it there
             self.adapters.append(adapter(student_protos, teacher.model[-1].nm, recipe.adapter))
         self.losses = nn.ModuleDict({name: TABLE[name].build(recipe) for name in self.weights})
@@ -146,6 +152,7 @@ class Distiller(nn.Module):
         self.teacher_stop = None if recipe.uses_head else max(teacher_layers)
         self.teacher_taps = FeatureTaps(teacher, teacher_layers if feature else [])
         self.student_taps: FeatureTaps | None = None
+        self.input_tap: FeatureTaps | None = None  # the student's input conv (layer 0), for ISRD
         self._student: nn.Module | None = None
         self.box_criterion: v8DetectionLoss | None = None  # the student's, set by `attach` where pseudo-labels need it
 
@@ -163,6 +170,7 @@ class Distiller(nn.Module):
             plan.teacher_classes,
             list(zip(plan.members, plan.member_classes)),
             plan.student_protos,
+            plan.image_decoder,
         )
 
     def train(self, mode: bool = True) -> Distiller:
@@ -205,7 +213,12 @@ class Distiller(nn.Module):
         # zeroed too, because a NaN multiplied by 0 in the forward still sends NaN gradients into the student.
         outputs = ("scores", "boxes", *(TASK_OUTPUTS[k[2:]] for k in self.inputs if k[2:] in TASK_OUTPUTS))
         values = [*teacher, *(t_head[k] for k in outputs if k in t_head)]
-        finite = torch.stack([torch.isfinite(v).all() for v in values]).all()
+        # (ISRD alone reads no teacher output: nothing to check)
+        finite = (
+            torch.stack([torch.isfinite(v).all() for v in values]).all()
+            if values
+            else teacher_img.new_ones((), dtype=torch.bool)
+        )
         self.dropped_steps += ~finite
         teacher = [torch.nan_to_num(t, nan=0.0, posinf=0.0, neginf=0.0) for t in teacher]
         t_head = {k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) if k in outputs else v
@@ -228,6 +241,10 @@ class Distiller(nn.Module):
             if self.teacher_classes is not None:
                 c_scores = c_scores.index_select(1, self.teacher_classes)
             inputs.update(cross_scores=c_scores, cross_boxes=c_boxes)
+        if self.decoder is not None:
+            [stem] = self.input_tap.collect()
+            inputs["s_image"] = self.adapters[self.decoder](stem, teacher_img.shape[-2:])
+            inputs["teacher_img"] = teacher_img
         terms = []
         for name, w in self.weights.items():
             loss = self.losses[name](**{k: inputs[k] for k in TABLE[name].inputs})
@@ -273,6 +290,7 @@ class Distiller(nn.Module):
         self.detach()
         self._student = student
         self.student_taps = FeatureTaps(student, self.student_layers if self.recipe.uses_features else [])
+        self.input_tap = FeatureTaps(student, [0] if self.decoder is not None else [])
         if self.cross is not None:
             self.cross.attach(student.model[-1])
         detection = getattr(student, "criterion", None) or student.init_criterion()
@@ -290,6 +308,7 @@ class Distiller(nn.Module):
             finally:
                 self.teacher_taps.clear()
                 self.student_taps.clear()
+                self.input_tap.clear()
                 if self.cross is not None:
                     self.cross.clear()
 
@@ -300,6 +319,8 @@ class Distiller(nn.Module):
         if self.student_taps is not None:
             self.student_taps.remove()
             self.student_taps = None
+            self.input_tap.remove()
+            self.input_tap = None
         if self.cross is not None:
             self.cross.detach()
         if self._student is not None:

@@ -2,7 +2,8 @@
 
 The task losses (MaskKDLoss, ProtoKDLoss, KeypointKDLoss, AngleKDLoss) take the outputs that the Segment, Pose and
 OBB heads add to Detect's, on the same anchors (see each class). PseudoLabelLoss runs the student's own detection
-criterion on the unlabelled images (`unlabeled=`), the teacher's confident boxes as their labels.
+criterion on the unlabelled images (`unlabeled=`), the teacher's confident boxes as their labels. ISRDLoss compares
+the image the student's input conv predicts with the teacher's input image.
 
 Feature losses (CWD, mimic, PKD) take two equally long lists of N×C×H×W maps (`student_maps`, `teacher_maps`). Head
 losses (classification KD, localization distillation, box KD, CrossKD) take the Detect head's raw outputs of both
@@ -405,6 +406,22 @@ class AngleKDLoss(nn.Module):
         if s_angles.shape != t_angles.shape:
             raise ValueError(f"student angles {tuple(s_angles.shape)} and teacher angles {tuple(t_angles.shape)}")
         return teacher_weighted(1 - torch.cos(2 * (s_angles.float() - t_angles.float())).mean(dim=1), t_scores)
+
+
+class ISRDLoss(nn.Module):
+    """Input spatial representation distillation (Pixel Distillation, ISRD) for a lower-resolution student: the
+    student's input conv, through a trainable decoder (`adapters.ImageDecoder`), predicts the large image the teacher
+    sees, so that its first layer learns to keep the spatial detail the small image still holds:
+
+        L = mean over all N·3·H_t·W_t elements of |Î − I|
+
+    Î the decoded image (`s_image`), I the teacher's input (`teacher_img`, values in [0, 1]), both N×3×H_t×W_t. It
+    reads no teacher output, so it works beside any teacher loss and at any resolution (at equal ones the student's
+    input conv reconstructs its own input, an auto-encoder).
+    """
+
+    def forward(self, s_image: torch.Tensor, teacher_img: torch.Tensor) -> torch.Tensor:
+        return (s_image.float() - teacher_img.float()).abs().mean()
 
 
 class PseudoLabelLoss(nn.Module):

@@ -68,6 +68,7 @@ class Recipe:
     angle_kd: float = _key(0.0, "weight of AngleKDLoss (obb: 1 − cos 2Δθ of the box angles)")
     pseudo: float = _key(0.0, "weight of PseudoLabelLoss (unlabeled images: detection loss on the teacher's boxes)")
     pseudo_conf: float = _key(0.5, "its threshold on the teacher's top class score (0 < pseudo_conf < 1)")
+    isrd: float = _key(0.0, "weight of ISRDLoss (the student's input conv, decoded, predicts the teacher's image)")
     balance: float = _key(0.0, "> 0: all weights rescaled once so distillation starts at balance × the detection loss")
     schedule: str = _key(
         "constant", "all distillation weights over training: constant | linear | cosine (1 → 0.1)", SCHEDULES

@@ -24,6 +24,10 @@ The inputs, as `Distiller.forward` fills them (K classes, A anchors over all lev
     t_unlabelled_boxes           the teacher's decoded box at each anchor, U×A×4 x1 y1 x2 y2 normalised to the image
     t_unlabelled_scores          its class logits U×K×A
     box_criterion                the student's Ultralytics detection criterion (v8DetectionLoss)
+  and, for ISRD, the images themselves:
+    s_image                      the student's input-conv map decoded to the teacher's image (`adapters.ImageDecoder`),
+                                 N×3×H_t×W_t
+    teacher_img                  the batch at the teacher's resolution, N×3×H_t×W_t in [0, 1]
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from .losses import (
     ClassKDLoss,
     CrossKDLoss,
     CWDLoss,
+    ISRDLoss,
     KeypointKDLoss,
     LDLoss,
     MaskKDLoss,
@@ -61,6 +66,7 @@ FEATURE_INPUTS = ("student_maps", "teacher_maps", "masks")
 TASK_OUTPUTS = {"mask_coeffs": "mask_coefficient", "protos": "proto", "kpts": "kpts", "angles": "angle"}
 TASK_INPUTS = (*(f"{who}_{name}" for name in TASK_OUTPUTS for who in ("s", "t")), "t_mask_boxes", "s_protos_adapted")
 UNLABELLED_INPUTS = ("s_unlabelled", "t_unlabelled_boxes", "t_unlabelled_scores", "box_criterion")
+IMAGE_INPUTS = ("s_image", "teacher_img")
 HEAD_INPUTS = ("s_scores", "t_scores", "s_boxes", "t_boxes", "cross_scores", "cross_boxes", *TASK_INPUTS,
                *UNLABELLED_INPUTS)  # fmt: skip
 
@@ -88,7 +94,7 @@ class LossRow:
 
     def __post_init__(self):
         # a row whose inputs the loss does not take fails at import, not in the first training step
-        unknown = set(self.inputs) - {*FEATURE_INPUTS, *HEAD_INPUTS}
+        unknown = set(self.inputs) - {*FEATURE_INPUTS, *HEAD_INPUTS, *IMAGE_INPUTS}
         if unknown:
             raise TypeError(f"{self.loss.__name__}: unknown inputs {sorted(unknown)}")
         inspect.signature(self.loss.forward).bind(None, **dict.fromkeys(self.inputs))
@@ -210,4 +216,5 @@ TABLE: dict[str, LossRow] = {
     "kpt_kd": LossRow(KeypointKDLoss, ("s_kpts", "t_kpts", "t_scores"), {}, _equal_keypoints),
     "angle_kd": LossRow(AngleKDLoss, ("s_angles", "t_angles", "t_scores"), {}, _task_heads(OBB, "obb")),
     "pseudo": LossRow(PseudoLabelLoss, UNLABELLED_INPUTS, {"conf": "pseudo_conf"}, _upright_boxes),
+    "isrd": LossRow(ISRDLoss, IMAGE_INPUTS, {}),
 }
