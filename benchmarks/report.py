@@ -7,7 +7,8 @@ Generated parts: `suite` (from suite.json): per regime its settings and baseline
 recovery and paired gain ± se — each method's worst regime (the default is the method whose worst regime is best),
 and the goal in each regime for the default (GR ≥ 40 %, ≥ 2× Ultralytics' built-in, paired gain > 2 se).
 `tasks` (from tasks.json): per task its regime, the rows read on the task's own output, and the goal for each
-yolodistill row (GR ≥ 40 % and above Ultralytics' built-in).
+yolodistill row (GR ≥ 40 % and above Ultralytics' built-in); `tasks_seeds` (tasks_seeds.json) the same for a close
+call at more seeds, with each row's paired difference to the default.
 `unlabeled` (from unlabeled.json): each run against the student on the labelled share, the share of the gap to all
 labels it recovers, and the goal for the unlabelled images.
 `demo` (from demo.json): what `yolodistill demo` printed and how long it took, from an empty cache and cached.
@@ -34,6 +35,9 @@ GOAL_GR, GOAL_RATIO, GOAL_SE = 0.40, 2.0, 2.0
 PLATEAU_AIM, GAP_AIM = 0.01, 0.10  # suite.PLATEAU_REGIMES' aims: the student's plateau, the teacher's lead over it
 SUITE_BUDGET_H = 5  # the whole suite, teachers cached, in hours of this 2-core machine
 QUICK_BUDGET_MIN = 15  # suite.py --quick, likewise
+TASKS_SEEDS_COMMAND = (
+    "python benchmarks/tasks.py --tasks obb --seeds 0 1 2 3 4 --recipes head_kd --task-losses --dis --out tasks_seeds"
+)
 SEEDS_COMMAND = (
     "python benchmarks/suite.py --regimes pretrained pretrained_long --recipes head_bckd_fg "
     "--seeds 0 1 2 3 4 --set ultralytics=false --out suite_seeds"
@@ -233,18 +237,21 @@ def seeds_tables(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def task_tables(result: dict[str, Any]) -> str:
-    """tasks.py's tasks (each of tasks.TASKS, measured or not): the regime, a row per run on the task's own mAP50-95
-    with the box mAP50-95 beside it, whether the regime lets the student learn, and the goal of each yolodistill row.
-    *default* marks today's default recipe (a task measured under an earlier default says so)."""
+def task_tables(result: dict[str, Any], every_task: bool = True, screen: dict[str, Any] | None = None) -> str:
+    """tasks.py's tasks (each of tasks.TASKS, measured or not; `every_task` False: those in `result` only): the regime,
+    a row per run on the task's own mAP50-95 with the box mAP50-95 beside it, whether the regime lets the student
+    learn, and the goal of each yolodistill row; with more than 3 seeds (a close call, `--seeds`) also each row's
+    paired difference to the default, and again without the seeds of `screen` (a tasks.py result whose seeds picked
+    the recipe: the others are unbiased by that choice). *default* marks today's default recipe (a task measured under
+    an earlier default says so)."""
+    from common import gap_recovery, paired
     from tasks import TASKS
 
     from yolodistill.recipes import default_recipe
 
-    default = f"yolodistill:{default_recipe(pretrained=False)}"  # tasks.py's students are yamls: from scratch
-
     lines = []
-    for task in TASKS:
+    for task in TASKS if every_task else list(result["tasks"]):
+        default = f"yolodistill:{default_recipe(pretrained=False, task=task)}"  # tasks.py's students: from scratch
         if task not in result["tasks"]:
             lines += [f"**{task}**: not measured yet (`python benchmarks/tasks.py --tasks {task}`).", ""]
             continue
@@ -294,6 +301,23 @@ def task_tables(result: dict[str, Any]) -> str:
             if builtin is not None and (gr is None or gr <= builtin):
                 missed.append(f"not above the built-in's {_pct(builtin)}")
             lines.append(f"Goal, {_name(r)}: " + ("met" if not missed else "missed: " + "; ".join(missed)) + ".  ")
+        base = next((r for r in rows if r["method"] == default), None)
+        if len(s["seeds"]) > 3 and base is not None:
+            picked = set(screen["tasks"][task]["settings"]["seeds"]) if screen and task in screen["tasks"] else set()
+            for r in rows:
+                if not r["method"].startswith("yolodistill") or r is base:
+                    continue
+                for skip in [set(), picked] if picked else [set()]:
+                    d = paired([x for x in r["per_seed"] if x["seed"] not in skip],
+                               [x for x in base["per_seed"] if x["seed"] not in skip])  # fmt: skip
+                    mean, se = d["paired_gain_mean"], d["paired_gain_se"]
+                    without = f" without seed {', '.join(map(str, sorted(skip)))} (the screen's)" if skip else ""
+                    lines.append(f"Paired difference of {_name(r)} to the default{without}: {mean:+.4f} ± {se:.4f} "
+                                 f"({'>' if abs(mean) > GOAL_SE * se else 'under'} 2 se).  ")  # fmt: skip
+            if picked:
+                ps = [[x["map50_95"] for x in r["per_seed"] if x["seed"] not in picked] for r in (rows[0], base)]
+                gr = gap_recovery(sum(ps[1]) / len(ps[1]), sum(ps[0]) / len(ps[0]), teacher["map50_95"])
+                lines.append(f"GR of the default without seed {', '.join(map(str, sorted(picked)))}: {_pct(gr)}.  ")
         lines.append("")
     return "\n".join(lines).rstrip()
 
@@ -447,6 +471,12 @@ def _from(name: str, make: Any, command: str | None = None) -> Any:
     return generate
 
 
+def _screen() -> dict[str, Any] | None:
+    """tasks_obb_screen.json (the one-seed screen that picked the OBB default), where it is."""
+    path = RESULTS / "tasks_obb_screen.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def quick_line(result: dict[str, Any]) -> str:
     """`suite.py --quick`'s wall time against its budget, and the default's paired gain in each regime it ran."""
     regimes = result["regimes"]
@@ -466,6 +496,7 @@ GENERATORS = {
     "suite_quick": _from("suite_quick", quick_line, "python benchmarks/suite.py --quick"),
     "suite_seeds": _from("suite_seeds", seeds_tables, SEEDS_COMMAND),
     "tasks": _from("tasks", task_tables),
+    "tasks_seeds": _from("tasks_seeds", lambda r: task_tables(r, False, _screen()), TASKS_SEEDS_COMMAND),
     "demo": _from("demo", demo_section),
     "regime": _from("regime", regime_table),
     "efficacy": _from("efficacy", rows_table),

@@ -80,7 +80,7 @@ def measure(task: str, data: str, args: argparse.Namespace, seeds: list[int], ep
     t_pt, teacher = task_teacher(task, data, args)
     from yolodistill.recipes import default_recipe
 
-    default = default_recipe(pretrained=False)  # the students are yamls: the default for students from scratch
+    default = default_recipe(pretrained=False, task=task)  # the students are yamls: the default from scratch
     methods = [("student", "student", {}), (f"yolodistill:{default}", "yolodistill", {"recipe": default})]
     methods += [(f"yolodistill:{default}:{loss}={args.task_weight:g}", "yolodistill",
                  {"recipe": default, loss: args.task_weight}) for loss in losses]  # fmt: skip

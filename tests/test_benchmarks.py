@@ -531,7 +531,7 @@ def test_task_tables_read_each_task_on_its_own_output_and_name_missed_aims():
         r = {
             "method": method,
             "default": default,
-            "per_seed": [{"map50_95": m} for m in maps],
+            "per_seed": [{"seed": i, "map50_95": m} for i, m in enumerate(maps)],
             "map50_95_mean": sum(maps) / len(maps),
             "map50_95_std": 0.01,
             "gap_recovery": gr,
@@ -563,6 +563,17 @@ def test_task_tables_read_each_task_on_its_own_output_and_name_missed_aims():
     before = report.task_tables({"tasks": {"segment": task(0.25, 0.45, 0.5, ours="yolodistill:earlier")}})
     assert "| `yolodistill:earlier` | " in before and "*default*" not in before
     assert f"Today's default {ours} is not measured on this task yet (`yolodistill:earlier` was the default" in before
+    # a close call at more seeds, one task only: each yolodistill row's paired difference to the default
+    five = task(0.25, 0.45, 0.5) | {"settings": {"epochs": 31, "imgsz": 128, "batch": 16, "seeds": [0, 1, 2, 3, 4]}}
+    five["rows"][1]["per_seed"] = [{"seed": i, "map50_95": m} for i, m in enumerate((0.30, 0.31, 0.30, 0.32, 0.31))]
+    five["rows"].append(run("yolodistill:other", False, [0.32, 0.33, 0.32, 0.34, 0.34], 0.6, 0.07))
+    seeds = report.task_tables({"tasks": {"segment": five}}, every_task=False)
+    assert (
+        "**pose**" not in seeds
+        and "Paired difference of `yolodistill:other` to the default: +0.0220 ± 0.0020 (> 2 se)" in seeds
+    )
+    assert f"Paired difference of {ours}" not in seeds
+    assert "Paired difference" not in text  # at 2 seeds (3 in tasks.json): none
 
 
 def test_long_regime_row_says_when_its_own_aims_are_missed():

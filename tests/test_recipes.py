@@ -21,7 +21,9 @@ from yolodistill.recipes import (
     LOWRES_RECIPE,
     RECIPE_KEYS,
     SCRATCH_RECIPE,
+    TASK_RECIPES,
     Recipe,
+    available,
     default_recipe,
     load_recipe,
     starts_pretrained,
@@ -85,6 +87,12 @@ def test_the_default_is_the_one_of_the_students_start():
     assert (
         default_recipe(pretrained=True, lowres=True) == default_recipe(pretrained=False, lowres=True) == LOWRES_RECIPE
     )
+    # a task with its own default for students from scratch (OBB): only from scratch, at the teacher's resolution
+    assert default_recipe(pretrained=False, task="obb") == TASK_RECIPES["obb"] == "obb" != SCRATCH_RECIPE
+    assert default_recipe(pretrained=True, task="obb") == DEFAULT_RECIPE
+    assert default_recipe(pretrained=False, lowres=True, task="obb") == LOWRES_RECIPE
+    assert default_recipe(pretrained=False, task="segment") == SCRATCH_RECIPE
+    assert set(TASK_RECIPES.values()) <= set(available())
 
 
 def test_a_run_without_a_recipe_takes_the_default_of_its_students_start(workdir, data_yaml, teacher_pt, caplog):

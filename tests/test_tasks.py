@@ -26,6 +26,7 @@ from yolodistill import DistillError, SegmentDistillationTrainer, distill, expor
 from yolodistill.checks import DISTILL_ARGS, MODELS, preflight
 from yolodistill.cli import entrypoint
 from yolodistill.distiller import Distiller, head_outputs, keypoint_offsets, mask_boxes
+from yolodistill.recipes import SCRATCH_RECIPE, load_recipe
 from yolodistill.synthetic import GENTLE, KPT_SHAPE
 from yolodistill.trainer import CKPT_KEY, TRAINERS, trainer_class
 
@@ -191,6 +192,14 @@ def test_proto_kd_adapts_the_student_prototypes_and_trains_them(lowres, task_tea
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in (*proto.parameters(), *head.proto.parameters()))
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in head.cv4.parameters())
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in distiller.adapters[0].parameters())  # not its job
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_a_task_student_from_scratch_takes_its_tasks_default(task, task_teachers, task_data):
+    """OBB students from scratch have a default of their own (recipes.TASK_RECIPES); the others take head_kd."""
+    plan = _plan(task, task_teachers[task], task_data[task], student_yaml(task))
+    expected = "obb" if task == "obb" else SCRATCH_RECIPE
+    assert plan.recipe_name == expected and plan.recipe == load_recipe(expected)
 
 
 @pytest.mark.parametrize("task", list(TASKS))

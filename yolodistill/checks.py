@@ -392,7 +392,7 @@ def preflight(args: SimpleNamespace, distill: dict[str, Any]) -> Plan:
     stride = max(32, int(teacher.stride.max()), int(student.stride.max()))
     teacher_imgsz = _sizes(args, distill["teacher_imgsz"], stride)
     lowres = teacher_imgsz != args.imgsz
-    recipe_name = distill["recipe"] or default_recipe(starts_pretrained(args.model, args.pretrained), lowres)
+    recipe_name = distill["recipe"] or default_recipe(starts_pretrained(args.model, args.pretrained), lowres, task)
     recipe = load_recipe(recipe_name, {k: distill[k] for k in RECIPE_KEYS})
     if not recipe.weights():
         raise DistillError(

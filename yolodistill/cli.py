@@ -26,8 +26,8 @@ Distillation arguments (besides every Ultralytics train argument):
                   list teacher=[a.pt,b.pt]: an ensemble, head outputs averaged
   student         model yaml (yolov8n.yaml) or .pt to start from (alias: model; its head is rebuilt for the data)
   recipe          bundled name ({{recipes}}) or path to a recipe yaml;
-                  default {{default}} for a student .pt, {{scratch}} for a student yaml (from scratch),
-                  {{lowres}} if teacher_imgsz > imgsz
+                  default {{default}} for a student .pt, {{scratch}} for a student yaml (from scratch;
+                  {{tasks}}), {{lowres}} if teacher_imgsz > imgsz
   teacher_imgsz   teacher input size >= imgsz (lower-resolution student; default imgsz)
   unlabeled       images without labels to distil from: a folder, a .txt list or a glob
   assistant       true: with teacher_imgsz > imgsz, first train an assistant (the teacher at imgsz, distilled from
@@ -88,10 +88,11 @@ COMMANDS: dict[str, Callable[[dict[str, Any]], None]] = {"train": train, "export
 
 def _help() -> str:
     from .data import registry
-    from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, SCRATCH_RECIPE, available, recipe_help
+    from .recipes import DEFAULT_RECIPE, LOWRES_RECIPE, SCRATCH_RECIPE, TASK_RECIPES, available, recipe_help
 
     fill = {"{recipes}": ", ".join(available()), "{datasets}": ", ".join(registry()), "{recipe_keys}": recipe_help(),
-            "{default}": DEFAULT_RECIPE, "{scratch}": SCRATCH_RECIPE, "{lowres}": LOWRES_RECIPE}  # fmt: skip
+            "{default}": DEFAULT_RECIPE, "{scratch}": SCRATCH_RECIPE, "{lowres}": LOWRES_RECIPE,
+            "{tasks}": ", ".join(f"{r} for {t} students" for t, r in TASK_RECIPES.items())}  # fmt: skip
     text = HELP
     for key, value in fill.items():
         text = text.replace(key, value)

@@ -23,8 +23,12 @@ from .utils import DistillError, bundled, suggest
 DEFAULT_RECIPE = "finetune"  # a pretrained student (student=x.pt): fine-tuned, as users fine-tune yolov8n.pt
 SCRATCH_RECIPE = "head_kd"  # a student from scratch (student=x.yaml)
 LOWRES_RECIPE = "lowres"  # teacher_imgsz > imgsz, either start (LD needs one grid, so neither default above can be it)
+# The default of a task's students from scratch where it is not SCRATCH_RECIPE: chosen by benchmarks/tasks.py on that
+# task's students (README "Results"), where it is ahead of SCRATCH_RECIPE beyond noise.
+TASK_RECIPES = {"obb": "obb"}
 DEFAULT_FOR = {DEFAULT_RECIPE: "a pretrained student", SCRATCH_RECIPE: "a student from scratch",
-               LOWRES_RECIPE: "a student at a lower resolution than the teacher"}  # fmt: skip
+               LOWRES_RECIPE: "a student at a lower resolution than the teacher",
+               **{r: f"an {t.upper()} student from scratch" for t, r in TASK_RECIPES.items()}}  # fmt: skip
 OTHER_RECIPES = ("ld", "head_pkd", "cwd_mimic")  # measured beside it in the full efficacy run
 # every loss a recipe can weight, in column order, and those that read the Detect head: from the table of losses
 LOSSES = tuple(TABLE)
@@ -216,10 +220,11 @@ def starts_pretrained(model: Any, pretrained: Any = True) -> bool:
     return isinstance(pretrained, (str, Path)) or (pretrained is not False and str(model).lower().endswith(".pt"))
 
 
-def default_recipe(pretrained: bool, lowres: bool = False) -> str:
+def default_recipe(pretrained: bool, lowres: bool = False, task: str = "detect") -> str:
     """The recipe a run without `recipe=` takes: LOWRES_RECIPE at a lower resolution than the teacher's, else
-    DEFAULT_RECIPE for a student that starts from weights and SCRATCH_RECIPE for one from scratch."""
-    return LOWRES_RECIPE if lowres else DEFAULT_RECIPE if pretrained else SCRATCH_RECIPE
+    DEFAULT_RECIPE for a student that starts from weights and, for one from scratch, its task's in TASK_RECIPES or
+    SCRATCH_RECIPE."""
+    return LOWRES_RECIPE if lowres else DEFAULT_RECIPE if pretrained else TASK_RECIPES.get(task, SCRATCH_RECIPE)
 
 
 def load_recipe(spec: str | Path = DEFAULT_RECIPE, overrides: dict[str, Any] | None = None) -> Recipe:
