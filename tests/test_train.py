@@ -157,7 +157,7 @@ def test_lowres_student_sees_only_small_images_and_teacher_only_large(workdir, d
     assert ckpt[CKPT_KEY]["teacher_imgsz"] == 128
     vanilla = sum(p.numel() for p in DetectionModel("yolov8n.yaml", nc=6, verbose=False).parameters())
     assert sum(p.numel() for p in ckpt["model"].parameters()) == vanilla  # no decoder, no adapters in the student
-    decoder = ckpt[CKPT_KEY]["adapters"][f"{trainer.distiller.decoder}.conv.weight"]  # but kept for resume
+    decoder = ckpt[CKPT_KEY]["adapters"][f"{trainer.distiller.decoder_index}.conv.weight"]  # but kept for resume
     assert decoder.shape == (3 * 4 * 4, 16, 1, 1)
     with open(trainer.csv) as f:
         row = next(csv.DictReader(f))

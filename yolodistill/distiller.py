@@ -126,9 +126,9 @@ class Distiller(nn.Module):
             self.adapters.extend(cross_adapters(teacher.model[-1], student_head_channels, recipe.adapter))
             adapters = self.adapters[self.n_feature_adapters :]
             self.cross = CrossHead(teacher.model[-1], adapters, recipe.cross_kd_align)
-        self.decoder = None  # ISRD's, also in `adapters` (trained, checkpointed and broadcast with them)
+        self.decoder_index = None  # ISRD's decoder's place in `adapters` (trained, checkpointed, broadcast with them)
         if "s_image" in self.inputs:
-            self.decoder = len(self.adapters)
+            self.decoder_index = len(self.adapters)
             self.adapters.append(ImageDecoder(*image_decoder))
         if "s_protos_adapted" in self.inputs:  # always the last adapter: `task_inputs` finds it there
             self.adapters.append(adapter(student_protos, teacher.model[-1].nm, recipe.adapter))
@@ -241,9 +241,9 @@ class Distiller(nn.Module):
             if self.teacher_classes is not None:
                 c_scores = c_scores.index_select(1, self.teacher_classes)
             inputs.update(cross_scores=c_scores, cross_boxes=c_boxes)
-        if self.decoder is not None:
+        if self.decoder_index is not None:
             [stem] = self.input_tap.collect()
-            inputs["s_image"] = self.adapters[self.decoder](stem, teacher_img.shape[-2:])
+            inputs["s_image"] = self.adapters[self.decoder_index](stem, teacher_img.shape[-2:])
             inputs["teacher_img"] = teacher_img
         terms = []
         for name, w in self.weights.items():
@@ -290,7 +290,7 @@ class Distiller(nn.Module):
         self.detach()
         self._student = student
         self.student_taps = FeatureTaps(student, self.student_layers if self.recipe.uses_features else [])
-        self.input_tap = FeatureTaps(student, [0] if self.decoder is not None else [])
+        self.input_tap = FeatureTaps(student, [0] if self.decoder_index is not None else [])
         if self.cross is not None:
             self.cross.attach(student.model[-1])
         detection = getattr(student, "criterion", None) or student.init_criterion()

@@ -24,7 +24,7 @@ DEFAULT_RECIPE = "finetune"  # a pretrained student (student=x.pt): fine-tuned, 
 SCRATCH_RECIPE = "head_kd"  # a student from scratch (student=x.yaml)
 LOWRES_RECIPE = "lowres"  # teacher_imgsz > imgsz, either start (LD needs one grid, so neither default above can be it)
 # The default of a task's students from scratch where it is not SCRATCH_RECIPE: chosen by benchmarks/tasks.py on that
-# task's students (README "Results"), where it is ahead of SCRATCH_RECIPE beyond noise.
+# task's students (README "Results"), where it gains more than SCRATCH_RECIPE and meets the goal SCRATCH_RECIPE misses.
 TASK_RECIPES = {"obb": "obb"}
 DEFAULT_FOR = {DEFAULT_RECIPE: "a pretrained student", SCRATCH_RECIPE: "a student from scratch",
                LOWRES_RECIPE: "a student at a lower resolution than the teacher",
