@@ -50,6 +50,15 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.0f} %"
 
 
+def _difference(runs: list[dict[str, Any]], base: list[dict[str, Any]]) -> tuple[float, float, str]:
+    """The paired difference of per-seed runs to `base`'s: its mean, standard error and "+m ± se (> / under 2 se)"."""
+    from common import paired
+
+    d = paired(runs, base)
+    mean, se = d["paired_gain_mean"], d["paired_gain_se"]
+    return mean, se, f"{mean:+.4f} ± {se:.4f} ({'>' if abs(mean) > GOAL_SE * se else 'under'} 2 se)"
+
+
 def _gain(r: dict[str, Any]) -> str:
     if r.get("paired_gain_mean") is None:
         return "–"
@@ -199,8 +208,6 @@ def seeds_tables(result: dict[str, Any]) -> str:
     over the student and paired difference to the default (per seed, then mean ± se), and whether that difference
     exceeds 2 se; then the method whose worst GR over these regimes is best, and whether it beats the default by
     > 2 se in the regime of the default's worst GR (else a tie, which goes to the default as the simpler)."""
-    from common import paired
-
     regimes = result["regimes"]
     lines, diffs = [], {}
     for name, reg in regimes.items():
@@ -212,10 +219,8 @@ def seeds_tables(result: dict[str, Any]) -> str:
         for r in rows:
             cell = "–"
             if "paired_gain" in r and r is not default:
-                d = paired(r["per_seed"], default["per_seed"])
-                mean, se = d["paired_gain_mean"], d["paired_gain_se"]
+                mean, se, cell = _difference(r["per_seed"], default["per_seed"])
                 diffs.setdefault(r["method"], {})[name] = mean > GOAL_SE * se
-                cell = f"{mean:+.4f} ± {se:.4f} ({'>' if abs(mean) > GOAL_SE * se else 'under'} 2 se)"
             tag = " *default*" if r is default else ""
             lines.append(f"| {_name(r)}{tag} | {_per_seed(r)} | {_pct(r['gap_recovery'])} | {_gain(r)} | {cell} |")
         lines.append("")
@@ -244,7 +249,7 @@ def task_tables(result: dict[str, Any], every_task: bool = True, screen: dict[st
     paired difference to the default, and again without the seeds of `screen` (a tasks.py result whose seeds picked
     the recipe: the others are unbiased by that choice). *default* marks today's default recipe (a task measured under
     an earlier default says so)."""
-    from common import gap_recovery, paired
+    from common import gap_recovery
     from tasks import TASKS
 
     from yolodistill.recipes import default_recipe
@@ -308,12 +313,10 @@ def task_tables(result: dict[str, Any], every_task: bool = True, screen: dict[st
                 if not r["method"].startswith("yolodistill") or r is base:
                     continue
                 for skip in [set(), picked] if picked else [set()]:
-                    d = paired([x for x in r["per_seed"] if x["seed"] not in skip],
-                               [x for x in base["per_seed"] if x["seed"] not in skip])  # fmt: skip
-                    mean, se = d["paired_gain_mean"], d["paired_gain_se"]
+                    *_, text = _difference([x for x in r["per_seed"] if x["seed"] not in skip],
+                                           [x for x in base["per_seed"] if x["seed"] not in skip])  # fmt: skip
                     without = f" without seed {', '.join(map(str, sorted(skip)))} (the screen's)" if skip else ""
-                    lines.append(f"Paired difference of {_name(r)} to the default{without}: {mean:+.4f} ± {se:.4f} "
-                                 f"({'>' if abs(mean) > GOAL_SE * se else 'under'} 2 se).  ")  # fmt: skip
+                    lines.append(f"Paired difference of {_name(r)} to the default{without}: {text}.  ")
             if picked:
                 ps = [[x["map50_95"] for x in r["per_seed"] if x["seed"] not in picked] for r in (rows[0], base)]
                 gr = gap_recovery(sum(ps[1]) / len(ps[1]), sum(ps[0]) / len(ps[0]), teacher["map50_95"])
